@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Glue between the kselftest harness and folio_util for the test programs:
+ * the folio-size variants, the common setup/teardown and main().
+ * Include after kselftest_harness.h.
+ */
+#ifndef FOLIO_TEST_H
+#define FOLIO_TEST_H
+
+#include "folio_util.h"
+
+/*
+ * Every anonymous mTHP size a 4 KiB-page kernel can offer, PMD size
+ * included. A size the running kernel does not offer SKIPs in setup.
+ * The fixture's variant struct must have a "size_kb" member.
+ */
+#define FOLIO_SIZE_VARIANTS(fixture)					\
+	FIXTURE_VARIANT_ADD(fixture, 8kB) { .size_kb = 8 };		\
+	FIXTURE_VARIANT_ADD(fixture, 16kB) { .size_kb = 16 };		\
+	FIXTURE_VARIANT_ADD(fixture, 32kB) { .size_kb = 32 };		\
+	FIXTURE_VARIANT_ADD(fixture, 64kB) { .size_kb = 64 };		\
+	FIXTURE_VARIANT_ADD(fixture, 128kB) { .size_kb = 128 };	\
+	FIXTURE_VARIANT_ADD(fixture, 256kB) { .size_kb = 256 };	\
+	FIXTURE_VARIANT_ADD(fixture, 512kB) { .size_kb = 512 };	\
+	FIXTURE_VARIANT_ADD(fixture, 1024kB) { .size_kb = 1024 };	\
+	FIXTURE_VARIANT_ADD(fixture, 2048kB) { .size_kb = 2048 }
+
+/*
+ * Common setup of a folio-size fixture (self needs "struct kmsg_watch
+ * kmsg"): root, the size offered, only that size enabled, log watched.
+ */
+#define FOLIO_SETUP(size)						\
+	do {								\
+		if (!is_root())						\
+			SKIP(return, "needs root (pagemap PFNs, THP sysfs)"); \
+		if (!mthp_size_offered(size))				\
+			SKIP(return, "kernel offers no %zu kB folios",	\
+			     (size_t)(size) / 1024);			\
+		ASSERT_EQ(0, mthp_only(size))				\
+			TH_LOG("cannot enable %zu kB folios",		\
+			       (size_t)(size) / 1024);			\
+		kmsg_begin(&self->kmsg);				\
+	} while (0)
+
+/* Common teardown: settings back as saved, no bug in the kernel log. */
+#define FOLIO_TEARDOWN()						\
+	do {								\
+		char bad_line[512] = "";				\
+		int bad_lines;						\
+									\
+		EXPECT_EQ(0, settings_restore())			\
+			TH_LOG("THP settings did not read back as saved"); \
+		bad_lines = kmsg_check(&self->kmsg, bad_line,		\
+				       sizeof(bad_line));		\
+		kmsg_end(&self->kmsg);					\
+		EXPECT_EQ(0, bad_lines)					\
+			TH_LOG("kernel log during the test: %s", bad_line); \
+	} while (0)
+
+/*
+ * On SIGINT/SIGTERM the harness's main process restores the settings; the
+ * test it is running lives in its own process group and would go on (and
+ * change settings again) unless stopped first.
+ */
+static inline void folio_stop_running_test(void)
+{
+	if (__active_test && __active_test->pid > 0) {
+		kill(-__active_test->pid, SIGKILL);
+		waitpid(__active_test->pid, NULL, 0);
+	}
+}
+
+/* main(): save every THP setting first so that any exit restores it. */
+#define FOLIO_TEST_MAIN							\
+	int main(int argc, char **argv)					\
+	{								\
+		folio_util_init();					\
+		if (is_root()) {					\
+			settings_save();				\
+			settings_on_signal(folio_stop_running_test);	\
+		}							\
+		return test_harness_run(argc, argv);			\
+	}
+
+#endif /* FOLIO_TEST_H */

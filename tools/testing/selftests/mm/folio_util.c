@@ -1,0 +1,1108 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * folio_util: helpers shared by every batched-unmap test and reproducer.
+ * See folio_util.h for what each part is for.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "folio_util.h"
+
+size_t pagesize;
+size_t pmdsize;
+static uint64_t run_seed;
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = '\0';
+	return n;
+}
+
+static int write_file(const char *path, const char *buf)
+{
+	size_t len = strlen(buf);
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, buf, len);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64];
+
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+void folio_util_init(void)
+{
+	struct timespec ts;
+	long v;
+
+	pagesize = sysconf(_SC_PAGESIZE);
+	v = read_long(THP_SYSFS "/hpage_pmd_size");
+	/* Without THP sysfs, a PMD maps one page table of 8-byte entries. */
+	pmdsize = v > 0 ? (size_t)v : pagesize * (pagesize / 8);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	run_seed = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+		   ((uint64_t)getpid() << 16);
+}
+
+/* ---- pagemap ---------------------------------------------------------- */
+
+void pm_decode(uint64_t raw, struct pm_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->raw = raw;
+	e->present = raw & PM_PRESENT;
+	e->swapped = raw & PM_SWAP;
+	e->soft_dirty = raw & PM_SOFT_DIRTY;
+	e->uffd_wp = raw & PM_UFFD_WP;
+	e->exclusive = raw & PM_MMAP_EXCLUSIVE;
+	e->file = raw & PM_FILE;
+	if (e->present) {
+		e->pfn = raw & PM_PFN_MASK;
+	} else if (e->swapped) {
+		/* bits 0-4 swap type, bits 5-54 swap offset */
+		e->swap_type = raw & 0x1f;
+		e->swap_offset = (raw & PM_PFN_MASK) >> 5;
+	}
+}
+
+int pagemap_read_pid(pid_t pid, const void *addr, size_t n,
+		     struct pm_entry *out)
+{
+	uint64_t raw[512];
+	char path[64];
+	size_t done = 0;
+	int fd;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	while (done < n) {
+		size_t chunk = n - done < 512 ? n - done : 512;
+		off_t off = ((uintptr_t)addr / pagesize + done) * 8;
+		ssize_t got = pread(fd, raw, chunk * 8, off);
+
+		if (got != (ssize_t)(chunk * 8)) {
+			close(fd);
+			return got < 0 ? -errno : -EIO;
+		}
+		for (size_t i = 0; i < chunk; i++)
+			pm_decode(raw[i], &out[done + i]);
+		done += chunk;
+	}
+	close(fd);
+	return 0;
+}
+
+int pagemap_read(const void *addr, size_t n, struct pm_entry *out)
+{
+	return pagemap_read_pid(0, addr, n, out);
+}
+
+static long count_pages(const void *addr, size_t n, bool swapped)
+{
+	struct pm_entry *e = calloc(n, sizeof(*e));
+	long count = 0;
+
+	if (!e || pagemap_read(addr, n, e)) {
+		free(e);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		count += swapped ? e[i].swapped : e[i].present;
+	free(e);
+	return count;
+}
+
+long pages_present(const void *addr, size_t n)
+{
+	return count_pages(addr, n, false);
+}
+
+long pages_swapped(const void *addr, size_t n)
+{
+	return count_pages(addr, n, true);
+}
+
+const char *pm_state(const struct pm_entry *e)
+{
+	if (e->present)
+		return "present";
+	if (e->swapped)
+		return e->swap_offset || e->swap_type ? "swapped" : "marker";
+	return "none";
+}
+
+/* ---- kpageflags -------------------------------------------------------- */
+
+bool kpageflags_read(uint64_t pfn, uint64_t *flags)
+{
+	static int fd = -2;
+
+	if (fd == -2)
+		fd = open("/proc/kpageflags", O_RDONLY);
+	if (fd < 0)
+		return false;
+	return pread(fd, flags, 8, pfn * 8) == 8;
+}
+
+/* ---- THP / mTHP settings ----------------------------------------------- */
+
+static const char *sysfs_root = THP_SYSFS;
+
+void settings_set_root(const char *root)
+{
+	sysfs_root = root;
+}
+
+static int size_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int mthp_sizes(size_t *sizes, int max)
+{
+	struct dirent *d;
+	unsigned long kb;
+	int n = 0;
+	DIR *dir;
+
+	dir = opendir(sysfs_root);
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir)) && n < max)
+		if (sscanf(d->d_name, "hugepages-%lukB", &kb) == 1 &&
+		    mthp_size_offered(kb * 1024))
+			sizes[n++] = kb * 1024;
+	closedir(dir);
+	qsort(sizes, n, sizeof(*sizes), size_cmp);
+	return n;
+}
+
+bool mthp_size_offered(size_t size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/hugepages-%zukB/enabled", sysfs_root,
+		 size / 1024);
+	return stat(path, &st) == 0;
+}
+
+void settings_parse_value(const char *text, char *out, size_t len)
+{
+	const char *open = strchr(text, '['), *close, *start, *end;
+
+	if (open && (close = strchr(open, ']'))) {
+		start = open + 1;
+		end = close;
+	} else {
+		start = text;
+		while (*start == ' ' || *start == '\t' || *start == '\n')
+			start++;
+		end = start + strlen(start);
+		while (end > start && (end[-1] == '\n' || end[-1] == ' ' ||
+				       end[-1] == '\t'))
+			end--;
+	}
+	if ((size_t)(end - start) >= len)
+		end = start + len - 1;
+	memcpy(out, start, end - start);
+	out[end - start] = '\0';
+}
+
+#define SETTINGS_MAX 64
+static struct saved_setting {
+	char path[160];
+	char value[64];
+} saved[SETTINGS_MAX];
+static int nr_saved;
+static pid_t saver_pid;
+static void (*signal_hook)(void);
+
+void settings_on_signal(void (*hook)(void))
+{
+	signal_hook = hook;
+}
+
+static void save_one(const char *path)
+{
+	char buf[256];
+	struct stat st;
+
+	if (nr_saved >= SETTINGS_MAX || stat(path, &st) || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & S_IWUSR) || read_file(path, buf, sizeof(buf)) < 0)
+		return;
+	snprintf(saved[nr_saved].path, sizeof(saved[0].path), "%.159s", path);
+	settings_parse_value(buf, saved[nr_saved].value,
+			     sizeof(saved[0].value));
+	nr_saved++;
+}
+
+/* Save the writable files of dir, and of its subdirectories but "stats". */
+static void save_dir(const char *dir, int depth)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	struct stat st;
+	DIR *dh;
+
+	dh = opendir(dir);
+	if (!dh)
+		return;
+	while ((d = readdir(dh))) {
+		if (d->d_name[0] == '.' || !strcmp(d->d_name, "stats"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		if (stat(path, &st))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth == 0)
+				save_dir(path, 1);
+		} else {
+			save_one(path);
+		}
+	}
+	closedir(dh);
+}
+
+static void restore_on_exit(void)
+{
+	if (getpid() == saver_pid)
+		settings_restore();
+}
+
+static void restore_on_signal(int sig)
+{
+	if (getpid() == saver_pid) {
+		if (signal_hook)
+			signal_hook();
+		settings_restore();
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int settings_save(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+
+	if (saver_pid)
+		return 0;
+	nr_saved = 0;
+	save_dir(sysfs_root, 0);
+	if (!nr_saved)
+		return -ENOENT;
+	saver_pid = getpid();
+	atexit(restore_on_exit);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa = { .sa_handler = restore_on_signal };
+
+		sigaction(sigs[i], &sa, NULL);
+	}
+	return 0;
+}
+
+int settings_restore(void)
+{
+	char buf[256], now[64];
+	int bad = 0;
+
+	/*
+	 * Two passes: a per-size "inherit" or the top-level file may only be
+	 * accepted once the other is back, so write all, then check all.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < nr_saved; i++)
+			write_file(saved[i].path, saved[i].value);
+	for (int i = 0; i < nr_saved; i++) {
+		if (read_file(saved[i].path, buf, sizeof(buf)) < 0) {
+			bad++;
+			continue;
+		}
+		settings_parse_value(buf, now, sizeof(now));
+		bad += strcmp(now, saved[i].value) != 0;
+	}
+	return bad ? -EIO : 0;
+}
+
+int setting_get(const char *rel, char *out, size_t len)
+{
+	char path[PATH_MAX], buf[256];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", sysfs_root, rel);
+	ret = read_file(path, buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	settings_parse_value(buf, out, len);
+	return 0;
+}
+
+int setting_set(const char *rel, const char *value)
+{
+	char path[PATH_MAX];
+
+	if (!saver_pid)
+		settings_save();
+	snprintf(path, sizeof(path), "%s/%s", sysfs_root, rel);
+	return write_file(path, value);
+}
+
+int mthp_set_enabled(size_t size, const char *mode)
+{
+	char rel[64];
+
+	snprintf(rel, sizeof(rel), "hugepages-%zukB/enabled", size / 1024);
+	return setting_set(rel, mode);
+}
+
+int mthp_only(size_t size)
+{
+	size_t sizes[32];
+	int n = mthp_sizes(sizes, 32), ret;
+
+	for (int i = 0; i < n; i++) {
+		ret = mthp_set_enabled(sizes[i],
+				       sizes[i] == size ? "madvise" : "never");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+long file_key_value(const char *path, const char *key)
+{
+	size_t klen = strlen(key);
+	char line[256];
+	long v = -1;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, klen) &&
+		    (line[klen] == ' ' || line[klen] == ':' ||
+		     line[klen] == '\t')) {
+			v = strtol(line + klen + 1 + strspn(line + klen + 1, " \t:"),
+				   NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+long status_kb(const char *field)
+{
+	return file_key_value("/proc/self/status", field);
+}
+
+long counter_read(const char *name, size_t size)
+{
+	char path[PATH_MAX];
+
+	if (!strncmp(name, "thp:", 4)) {
+		snprintf(path, sizeof(path), "%s/hugepages-%zukB/stats/%s",
+			 sysfs_root, size / 1024, name + 4);
+		return read_long(path);
+	}
+	if (!strncmp(name, "vm:", 3))
+		return file_key_value("/proc/vmstat", name + 3);
+	if (!strncmp(name, "status:", 7))
+		return status_kb(name + 7);
+	if (!strncmp(name, "khugepaged:", 11)) {
+		snprintf(path, sizeof(path), "%s/khugepaged/%s", sysfs_root,
+			 name + 11);
+		return read_long(path);
+	}
+	return -1;
+}
+
+void counters_begin(struct counters *c, size_t size, ...)
+{
+	const char *name;
+	va_list ap;
+
+	c->size = size;
+	c->n = 0;
+	va_start(ap, size);
+	while ((name = va_arg(ap, const char *)) && c->n < COUNTERS_MAX) {
+		c->name[c->n] = name;
+		c->before[c->n] = counter_read(name, size);
+		c->n++;
+	}
+	va_end(ap);
+}
+
+static int counter_index(const struct counters *c, const char *name)
+{
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->name[i], name))
+			return i;
+	return -1;
+}
+
+bool counters_has(const struct counters *c, const char *name)
+{
+	int i = counter_index(c, name);
+
+	return i >= 0 && c->before[i] >= 0;
+}
+
+long counters_delta(const struct counters *c, const char *name)
+{
+	int i = counter_index(c, name);
+	long now;
+
+	if (i < 0 || c->before[i] < 0)
+		return LONG_MIN;
+	now = counter_read(name, c->size);
+	return now < 0 ? LONG_MIN : now - c->before[i];
+}
+
+/* ---- smaps --------------------------------------------------------------- */
+
+void smaps_parse_line(const char *line, struct smaps_sum *s)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+		{ "Rss:", offsetof(struct smaps_sum, rss) },
+		{ "LazyFree:", offsetof(struct smaps_sum, lazyfree) },
+		{ "AnonHugePages:", offsetof(struct smaps_sum, anon_huge) },
+		{ "ShmemPmdMapped:", offsetof(struct smaps_sum, shmem_pmd) },
+		{ "FilePmdMapped:", offsetof(struct smaps_sum, file_pmd) },
+		{ "Swap:", offsetof(struct smaps_sum, swap) },
+		{ "Locked:", offsetof(struct smaps_sum, locked) },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t klen = strlen(keys[i].key);
+
+		if (!strncmp(line, keys[i].key, klen)) {
+			*(long *)((char *)s + keys[i].off) +=
+				strtol(line + klen, NULL, 10);
+			return;
+		}
+	}
+}
+
+int smaps_range(const void *addr, size_t len, struct smaps_sum *s)
+{
+	uintptr_t lo = (uintptr_t)addr, hi = lo + len;
+	unsigned long start, end;
+	bool in = false;
+	char line[512];
+	FILE *f;
+
+	memset(s, 0, sizeof(*s));
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* A VMA header starts with "start-end " in hex. */
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = start < hi && end > lo;
+			s->vmas += in;
+			continue;
+		}
+		if (in)
+			smaps_parse_line(line, s);
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- reclaim drivers ----------------------------------------------------- */
+
+int pageout(void *addr, size_t len)
+{
+	return madvise(addr, len, MADV_PAGEOUT) ? -errno : 0;
+}
+
+static bool cgroup2_mount(char *mnt, size_t len)
+{
+	char line[1024], dev[256], dir[512], type[64];
+	bool found = false;
+	FILE *f;
+
+	f = fopen("/proc/self/mounts", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%255s %511s %63s", dev, dir, type) == 3 &&
+		    !strcmp(type, "cgroup2")) {
+			snprintf(mnt, len, "%s", dir);
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+static bool has_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = text; (p = strstr(p, word)); p += n)
+		if ((p == text || p[-1] == ' ') &&
+		    (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+static bool lru_try_cgroup(struct lru_reclaim *r)
+{
+	char mnt[512], path[1100], buf[512], self[512] = "";
+	FILE *f;
+
+	if (!cgroup2_mount(mnt, sizeof(mnt))) {
+		snprintf(r->why, sizeof(r->why), "no cgroup2 mount");
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
+	if (read_file(path, buf, sizeof(buf)) < 0 || !has_word(buf, "memory")) {
+		snprintf(r->why, sizeof(r->why),
+			 "cgroup2 root does not delegate the memory controller");
+		return false;
+	}
+	f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(buf, sizeof(buf), f))
+		if (!strncmp(buf, "0::", 3)) {
+			buf[strcspn(buf, "\n")] = '\0';
+			snprintf(self, sizeof(self), "%s", buf + 3);
+		}
+	if (f)
+		fclose(f);
+	snprintf(r->parent_procs, sizeof(r->parent_procs), "%s%s/cgroup.procs",
+		 mnt, strcmp(self, "/") ? self : "");
+	/* A sibling under the root: no process lives there, so no rule bites. */
+	snprintf(r->cgroup, sizeof(r->cgroup), "%s/folio_util.%d", mnt,
+		 (int)getpid());
+	if (mkdir(r->cgroup, 0755) && errno != EEXIST) {
+		snprintf(r->why, sizeof(r->why), "mkdir %.80s: %s", r->cgroup,
+			 strerror(errno));
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", r->cgroup);
+	snprintf(buf, sizeof(buf), "%d", (int)getpid());
+	if (write_file(path, buf)) {
+		snprintf(r->why, sizeof(r->why), "cannot enter %.100s", r->cgroup);
+		rmdir(r->cgroup);
+		return false;
+	}
+	snprintf(r->path, sizeof(r->path), "%s/memory.reclaim", r->cgroup);
+	return true;
+}
+
+static bool lru_try_node(struct lru_reclaim *r)
+{
+	/* The node the test's memory comes from; tests here use node 0. */
+	snprintf(r->path, sizeof(r->path),
+		 "/sys/devices/system/node/node0/reclaim");
+	if (access(r->path, W_OK)) {
+		snprintf(r->why + strlen(r->why), sizeof(r->why) - strlen(r->why),
+			 "%sno writable node reclaim file", r->why[0] ? "; " : "");
+		return false;
+	}
+	return true;
+}
+
+enum lru_kind lru_reclaim_init(struct lru_reclaim *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (lru_try_cgroup(r))
+		r->kind = LRU_CGROUP;
+	else if (lru_try_node(r))
+		r->kind = LRU_NODE;
+	else
+		r->kind = LRU_NONE;
+	return r->kind;
+}
+
+void lru_reclaim_fini(struct lru_reclaim *r)
+{
+	char buf[32];
+
+	if (r->kind == LRU_CGROUP) {
+		snprintf(buf, sizeof(buf), "%d", (int)getpid());
+		write_file(r->parent_procs, buf);
+		rmdir(r->cgroup);
+	}
+	r->kind = LRU_NONE;
+}
+
+int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness)
+{
+	char buf[64];
+	int ret;
+
+	if (r->kind == LRU_NONE)
+		return -ENODEV;
+	if (swappiness >= 0) {
+		snprintf(buf, sizeof(buf), "%zu swappiness=%d", bytes, swappiness);
+		ret = write_file(r->path, buf);
+		if (ret != -EINVAL)
+			return ret == -EAGAIN ? 0 : ret;
+		/* Kernels before the swappiness argument: plain amount. */
+	}
+	snprintf(buf, sizeof(buf), "%zu", bytes);
+	ret = write_file(r->path, buf);
+	/* EAGAIN: less than asked for was reclaimed; that is an answer. */
+	return ret == -EAGAIN ? 0 : ret;
+}
+
+int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
+		      bool (*done)(void *), void *arg, int rounds)
+{
+	for (int i = 1; i <= rounds; i++) {
+		if (lru_reclaim_once(r, bytes, swappiness) < 0)
+			return 0;
+		if (done(arg))
+			return i;
+		/* Referenced folios are rotated; give the next pass a chance. */
+		usleep(1000);
+	}
+	return 0;
+}
+
+/* ---- data patterns -------------------------------------------------------- */
+
+#define PATTERN_MAGIC 0x464f4c494f504154ULL	/* "FOLIOPAT" */
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+uint64_t pattern_seed(unsigned int generation)
+{
+	return mix64(run_seed + generation) | 1;
+}
+
+static uint64_t body_word(uint64_t seed, uint64_t index, size_t j)
+{
+	return mix64(seed ^ mix64(index) ^ (j * 0x100000001b3ULL));
+}
+
+void pattern_fill(void *page, uint64_t seed, uint64_t index)
+{
+	uint64_t *w = page;
+	size_t words = pagesize / 8;
+
+	w[0] = PATTERN_MAGIC;
+	w[1] = seed;
+	w[2] = index;
+	for (size_t j = 3; j < words; j++)
+		w[j] = body_word(seed, index, j);
+}
+
+void pattern_fill_range(void *addr, size_t npages, uint64_t seed,
+			uint64_t first_index)
+{
+	for (size_t i = 0; i < npages; i++)
+		pattern_fill((char *)addr + i * pagesize, seed, first_index + i);
+}
+
+const char *page_class_name(enum page_class c)
+{
+	switch (c) {
+	case PAGE_ORIGINAL: return "original";
+	case PAGE_ZERO: return "zero";
+	case PAGE_OTHER: return "another page's data";
+	case PAGE_GARBAGE: return "garbage";
+	}
+	return "?";
+}
+
+static bool page_is_zero(const uint64_t *w, size_t words)
+{
+	for (size_t j = 0; j < words; j++)
+		if (w[j])
+			return false;
+	return true;
+}
+
+enum page_class pattern_classify(const void *page, uint64_t seed,
+				 uint64_t index, uint64_t *other)
+{
+	const uint64_t *w = page;
+	size_t words = pagesize / 8;
+
+	if (page_is_zero(w, words))
+		return PAGE_ZERO;
+	if (w[0] != PATTERN_MAGIC || w[1] != seed)
+		return PAGE_GARBAGE;
+	for (size_t j = 3; j < words; j++)
+		if (w[j] != body_word(seed, w[2], j))
+			return PAGE_GARBAGE;
+	if (w[2] == index)
+		return PAGE_ORIGINAL;
+	if (other)
+		*other = w[2];
+	return PAGE_OTHER;
+}
+
+static void class_set_name(unsigned int set, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (unsigned int c = PAGE_ORIGINAL; c <= PAGE_GARBAGE; c <<= 1)
+		if (set & c)
+			used += snprintf(out + used, used < len ? len - used : 0,
+					 "%s%s", used ? "|" : "",
+					 page_class_name(c));
+}
+
+int verify_pages(const void *addr, size_t n, uint64_t seed,
+		 uint64_t first_index, const unsigned int *allowed,
+		 bool per_page, char *msg, size_t len)
+{
+	size_t used = 0;
+	int bad = 0;
+
+	if (len)
+		msg[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		unsigned int want = per_page ? allowed[i] : allowed[0];
+		uint64_t other = 0;
+		enum page_class c;
+		char wanted[96];
+
+		c = pattern_classify((const char *)addr + i * pagesize, seed,
+				     first_index + i, &other);
+		if (c & want)
+			continue;
+		if (++bad > 4)
+			continue;
+		class_set_name(want, wanted, sizeof(wanted));
+		if (c == PAGE_OTHER)
+			used += snprintf(msg + used, used < len ? len - used : 0,
+					 "%spage %zu: expected %s, seen page %llu's data",
+					 used ? "; " : "", i, wanted,
+					 (unsigned long long)(other - first_index));
+		else
+			used += snprintf(msg + used, used < len ? len - used : 0,
+					 "%spage %zu: expected %s, seen %s",
+					 used ? "; " : "", i, wanted,
+					 page_class_name(c));
+	}
+	if (bad > 4)
+		snprintf(msg + used, used < len ? len - used : 0,
+			 "; and %d more", bad - 4);
+	return bad;
+}
+
+int verify_all(const void *addr, size_t n, uint64_t seed,
+	       uint64_t first_index, unsigned int allowed, char *msg,
+	       size_t len)
+{
+	return verify_pages(addr, n, seed, first_index, &allowed, false, msg,
+			    len);
+}
+
+/* ---- large folio builder -------------------------------------------------- */
+
+void *mmap_aligned(size_t len, size_t align, int prot)
+{
+	char *p, *a;
+
+	p = mmap(NULL, len + align, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	a = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	if (a > p)
+		munmap(p, a - p);
+	if (a + len < p + len + align)
+		munmap(a + len, p + len + align - (a + len));
+	return a;
+}
+
+int folio_check(const struct large_folio *f, char *why, size_t len)
+{
+	struct pm_entry *e = calloc(f->nr, sizeof(*e));
+	uint64_t flags, pfn0;
+	int ret = -1;
+
+	if (!e || pagemap_read(f->addr, f->nr, e)) {
+		snprintf(why, len, "cannot read pagemap");
+		goto out;
+	}
+	for (size_t i = 0; i < f->nr; i++)
+		if (!e[i].present) {
+			snprintf(why, len, "page %zu not present (%s)", i,
+				 pm_state(&e[i]));
+			goto out;
+		}
+	pfn0 = e[0].pfn;
+	if (!pfn0) {
+		snprintf(why, len, "PFNs hidden (not root)");
+		goto out;
+	}
+	if (pfn0 % f->nr) {
+		snprintf(why, len, "first PFN %#llx not aligned to %zu pages",
+			 (unsigned long long)pfn0, f->nr);
+		goto out;
+	}
+	for (size_t i = 1; i < f->nr; i++)
+		if (e[i].pfn != pfn0 + i) {
+			snprintf(why, len, "page %zu maps PFN %#llx, expected %#llx",
+				 i, (unsigned long long)e[i].pfn,
+				 (unsigned long long)(pfn0 + i));
+			goto out;
+		}
+	if (kpageflags_read(pfn0, &flags)) {
+		if (!kpf(flags, KPF_COMPOUND_HEAD) || !kpf(flags, KPF_THP)) {
+			snprintf(why, len, "PFN %#llx: kpageflags %#llx, expected a THP compound head",
+				 (unsigned long long)pfn0,
+				 (unsigned long long)flags);
+			goto out;
+		}
+		for (size_t i = 1; i < f->nr; i++)
+			if (kpageflags_read(pfn0 + i, &flags) &&
+			    !kpf(flags, KPF_COMPOUND_TAIL)) {
+				snprintf(why, len, "PFN %#llx: kpageflags %#llx, expected a compound tail",
+					 (unsigned long long)(pfn0 + i),
+					 (unsigned long long)flags);
+				goto out;
+			}
+		/* The folio must end where the size says, not be larger. */
+		if (kpageflags_read(pfn0 + f->nr, &flags) &&
+		    kpf(flags, KPF_COMPOUND_TAIL)) {
+			snprintf(why, len, "PFN %#llx after the folio is a tail: folio larger than %zu kB",
+				 (unsigned long long)(pfn0 + f->nr), f->size / 1024);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(e);
+	return ret;
+}
+
+/* Fault one folio at addr (a fresh mapping of exactly size bytes). */
+static int fault_folio(char *addr, size_t size, uint64_t seed)
+{
+	if (mmap(addr, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return -errno;
+	if (madvise(addr, size, MADV_HUGEPAGE))
+		return -errno;
+	pattern_fill_range(addr, size / pagesize, seed, 0);
+	return 0;
+}
+
+int folio_build(size_t size, long cross, uint64_t seed,
+		struct large_folio *f, char *why, size_t len)
+{
+	size_t nr = size / pagesize;
+	char *src, *dst;
+	int ret = 0;
+
+	memset(f, 0, sizeof(*f));
+	if (size < 2 * pagesize || size > pmdsize || (size & (size - 1)) ||
+	    cross == 0 || cross >= (long)nr) {
+		snprintf(why, len, "bad folio request: %zu bytes, cross %ld",
+			 size, cross);
+		return -EINVAL;
+	}
+	/*
+	 * Reservation, PMD-aligned: [0, PMD) guard, [PMD, 2 PMD) where the
+	 * folio faults in, the PMD boundary at 3 PMD that a crossing folio
+	 * straddles, then room for its tail.
+	 */
+	f->resv_len = 4 * pmdsize;
+	f->resv = mmap_aligned(f->resv_len, pmdsize, PROT_NONE);
+	if (f->resv == MAP_FAILED) {
+		snprintf(why, len, "reserving %zu bytes: %s", f->resv_len,
+			 strerror(errno));
+		f->resv = NULL;
+		return -ENOMEM;
+	}
+	f->size = size;
+	f->nr = nr;
+	f->cross = cross < 0 ? -1 : cross;
+	f->seed = seed;
+	src = f->resv + pmdsize;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		ret = fault_folio(src, size, seed);
+		if (ret) {
+			snprintf(why, len, "mapping the folio: %s", strerror(-ret));
+			goto fail;
+		}
+		f->addr = src;
+		if (!folio_check(f, why, len))
+			break;
+		ret = -EAGAIN;
+		if (!is_root())
+			goto fail;
+	}
+	if (ret)
+		goto fail;
+	if (cross > 0) {
+		dst = f->resv + 3 * pmdsize - cross * pagesize;
+		if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED,
+			   dst) == MAP_FAILED) {
+			ret = -errno;
+			snprintf(why, len, "mremap to %p: %s", dst, strerror(errno));
+			goto fail;
+		}
+		f->addr = dst;
+		if (folio_check(f, why, len)) {
+			ret = -EIO;
+			goto fail;
+		}
+	}
+	f->pfn = 0;
+	{
+		struct pm_entry e;
+
+		if (!pagemap_read(f->addr, 1, &e))
+			f->pfn = e.pfn;
+	}
+	return 0;
+fail:
+	folio_destroy(f);
+	return ret;
+}
+
+void folio_destroy(struct large_folio *f)
+{
+	if (f->resv)
+		munmap(f->resv, f->resv_len);
+	f->resv = NULL;
+	f->addr = NULL;
+}
+
+/* ---- kernel log ----------------------------------------------------------- */
+
+bool kmsg_is_bad(const char *msg)
+{
+	static const char *const bad[] = {
+		"WARNING:", "BUG:", "kernel BUG at", "Oops", "Bad page",
+		"Bad rss-counter", "general protection fault",
+		"Unable to handle kernel", "list_add corruption",
+		"list_del corruption", "page dumped because", "Kernel panic",
+		"detected stalls", "soft lockup", "blocked for more than",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (strstr(msg, bad[i]))
+			return true;
+	return false;
+}
+
+void kmsg_begin(struct kmsg_watch *w)
+{
+	w->fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (w->fd >= 0)
+		lseek(w->fd, 0, SEEK_END);
+}
+
+int kmsg_check(struct kmsg_watch *w, char *first, size_t len)
+{
+	char rec[2048];
+	int bad = 0;
+
+	if (w->fd < 0)
+		return 0;
+	for (;;) {
+		ssize_t n = read(w->fd, rec, sizeof(rec) - 1);
+		char *msg;
+
+		if (n < 0 && errno == EPIPE)	/* records overwritten */
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = '\0';
+		/* "prio,seq,usec,flags;message\n" then continuation lines */
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		msg[strcspn(msg, "\n")] = '\0';
+		if (kmsg_is_bad(msg) && bad++ == 0 && first)
+			snprintf(first, len, "%s", msg);
+	}
+	return bad;
+}
+
+void kmsg_end(struct kmsg_watch *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}
+
+/* ---- misc ----------------------------------------------------------------- */
+
+bool is_root(void)
+{
+	return geteuid() == 0;
+}
+
+bool swap_active(void)
+{
+	char buf[4096];
+	char *nl;
+
+	if (read_file("/proc/swaps", buf, sizeof(buf)) <= 0)
+		return false;
+	nl = strchr(buf, '\n');
+	return nl && nl[1] != '\0';
+}

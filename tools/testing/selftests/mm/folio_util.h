@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * folio_util: what the batched-unmap tests need to see and steer large
+ * folios from user space.
+ *
+ *   pagemap     per-page present/swap/soft-dirty/uffd-wp/exclusive, PFN,
+ *               swap type and offset
+ *   kpageflags  compound head/tail, THP, anon, swapbacked, lru (root)
+ *   settings    mTHP sizes, per-size "enabled", every THP and khugepaged
+ *               file saved once and restored at exit and on signals
+ *   counters    per-size stats/, /proc/vmstat, /proc/self/status as deltas
+ *   smaps       Rss, LazyFree, AnonHugePages, ... of the VMAs of a range
+ *   reclaim     MADV_PAGEOUT, and LRU reclaim (cgroup v2 memory.reclaim or
+ *               node reclaim), repeated until a condition holds
+ *   builder     one large folio of a given size, physically contiguous,
+ *               aligned or straddling a PMD boundary at any page offset
+ *   patterns    per-page data unique per page and run, and a classifier
+ *   kmsg        kernel-log watcher for WARNING/BUG/Bad page lines
+ */
+#ifndef FOLIO_UTIL_H
+#define FOLIO_UTIL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The installed uapi headers may predate these. */
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+extern size_t pagesize;
+extern size_t pmdsize;
+
+/* Must run first: page size, PMD size, pattern seed. */
+void folio_util_init(void);
+
+/* ---- pagemap ---------------------------------------------------------- */
+
+#define PM_PFN_MASK		((1ULL << 55) - 1)
+#define PM_SOFT_DIRTY		(1ULL << 55)
+#define PM_MMAP_EXCLUSIVE	(1ULL << 56)
+#define PM_UFFD_WP		(1ULL << 57)
+#define PM_FILE			(1ULL << 61)
+#define PM_SWAP			(1ULL << 62)
+#define PM_PRESENT		(1ULL << 63)
+
+struct pm_entry {
+	uint64_t raw;
+	bool present, swapped, soft_dirty, uffd_wp, exclusive, file;
+	uint64_t pfn;		/* 0 unless present (and root) */
+	unsigned int swap_type;	/* valid when swapped */
+	uint64_t swap_offset;	/* valid when swapped */
+};
+
+/* Decode one raw /proc/<pid>/pagemap entry. */
+void pm_decode(uint64_t raw, struct pm_entry *e);
+/* Read n entries starting at addr; 0 on success, -errno on failure. */
+int pagemap_read(const void *addr, size_t n, struct pm_entry *out);
+/* Same for another process (its pid), e.g. a forked child. */
+int pagemap_read_pid(pid_t pid, const void *addr, size_t n,
+		     struct pm_entry *out);
+/* How many of the n pages at addr are present / swapped (-1 on error). */
+long pages_present(const void *addr, size_t n);
+long pages_swapped(const void *addr, size_t n);
+/* One-word name of an entry's state, for messages: "present" etc. */
+const char *pm_state(const struct pm_entry *e);
+
+/* ---- kpageflags -------------------------------------------------------- */
+
+#define KPF_LOCKED		0
+#define KPF_DIRTY		4
+#define KPF_LRU			5
+#define KPF_ACTIVE		6
+#define KPF_MMAP		11
+#define KPF_ANON		12
+#define KPF_SWAPCACHE		13
+#define KPF_SWAPBACKED		14
+#define KPF_COMPOUND_HEAD	15
+#define KPF_COMPOUND_TAIL	16
+#define KPF_UNEVICTABLE		18
+#define KPF_NOPAGE		20
+#define KPF_THP			22
+#define KPF_ZERO_PAGE		24
+
+/* Flags of one PFN; false when /proc/kpageflags cannot be read. */
+bool kpageflags_read(uint64_t pfn, uint64_t *flags);
+static inline bool kpf(uint64_t flags, int bit)
+{
+	return flags & (1ULL << bit);
+}
+
+/* ---- THP / mTHP settings ----------------------------------------------- */
+
+#define THP_SYSFS "/sys/kernel/mm/transparent_hugepage"
+
+/*
+ * The anonymous folio sizes (bytes) the kernel offers, ascending: those with
+ * a hugepages-<size>kB/enabled file (8kB has only shmem_enabled on x86).
+ */
+int mthp_sizes(size_t *sizes, int max);
+bool mthp_size_offered(size_t size);
+
+/*
+ * The value a sysfs settings file holds: the bracketed word of a choice
+ * list ("always [madvise] never" -> "madvise"), else the trimmed text.
+ */
+void settings_parse_value(const char *text, char *out, size_t len);
+
+/*
+ * Save every file under THP_SYSFS that a test may change (top-level
+ * enabled/defrag/shmem_enabled/use_zero_page, khugepaged tunables,
+ * hugepages-*\/enabled and shmem_enabled). Restored by settings_restore(),
+ * at exit of the saving process and when it gets SIGINT/SIGTERM/SIGHUP.
+ * Returns 0, or -errno when the files cannot be read.
+ */
+int settings_save(void);
+/*
+ * Called first by the saving process's SIGINT/SIGTERM/SIGHUP handler, before
+ * it restores: e.g. to kill a test still running in a child.
+ */
+void settings_on_signal(void (*hook)(void));
+/* Write back what settings_save() read; 0 when every file reads as saved. */
+int settings_restore(void);
+/* Read a setting (path relative to THP_SYSFS) into out. */
+int setting_get(const char *rel, char *out, size_t len);
+/* Write a setting; saves all settings first if not done yet. */
+int setting_set(const char *rel, const char *value);
+/* hugepages-<size>kB/enabled of one size. */
+int mthp_set_enabled(size_t size, const char *mode);
+/*
+ * Only this folio size may be allocated on anonymous faults in
+ * MADV_HUGEPAGE regions: size -> "madvise", every other size -> "never".
+ * (The PMD size's "inherit" would otherwise follow the top-level setting.)
+ */
+int mthp_only(size_t size);
+
+/* For tests of the helpers themselves: restore from another sysfs root. */
+void settings_set_root(const char *root);
+
+/* ---- counters ------------------------------------------------------------ */
+
+/*
+ * Counter names:
+ *   "thp:<stat>"     hugepages-<size>kB/stats/<stat> of the given size
+ *   "vm:<name>"      /proc/vmstat
+ *   "status:<Field>" /proc/self/status, in kB (RssAnon, VmSwap, ...)
+ *   "khugepaged:<f>" THP_SYSFS/khugepaged/<f>
+ * Returns -1 when the counter does not exist.
+ */
+long counter_read(const char *name, size_t size);
+
+#define COUNTERS_MAX 24
+struct counters {
+	size_t size;
+	int n;
+	const char *name[COUNTERS_MAX];
+	long before[COUNTERS_MAX];
+};
+/* Snapshot the NULL-terminated list of counter names. */
+void counters_begin(struct counters *c, size_t size, ...);
+/* Change since counters_begin(); LONG_MIN if the counter does not exist. */
+long counters_delta(const struct counters *c, const char *name);
+bool counters_has(const struct counters *c, const char *name);
+
+/* /proc/self/status field in kB, or -1. */
+long status_kb(const char *field);
+/* Value of a "key value" line in a file such as /proc/vmstat, or -1. */
+long file_key_value(const char *path, const char *key);
+
+/* ---- smaps --------------------------------------------------------------- */
+
+struct smaps_sum {
+	long rss, lazyfree, anon_huge, shmem_pmd, file_pmd, swap, locked;
+	int vmas;
+};
+/* Sum of the smaps entries (kB) of every VMA overlapping [addr, addr+len). */
+int smaps_range(const void *addr, size_t len, struct smaps_sum *s);
+/* Parse one "Key:   123 kB" smaps line into s; for unit tests. */
+void smaps_parse_line(const char *line, struct smaps_sum *s);
+
+/* ---- reclaim drivers ----------------------------------------------------- */
+
+/* MADV_PAGEOUT: 0 or -errno. */
+int pageout(void *addr, size_t len);
+
+enum lru_kind { LRU_NONE, LRU_CGROUP, LRU_NODE };
+struct lru_reclaim {
+	enum lru_kind kind;
+	char path[600];		/* memory.reclaim or node reclaim file */
+	char cgroup[560];	/* the child cgroup made for this test */
+	char parent_procs[1100];	/* cgroup.procs to move back to */
+	char why[128];		/* why none is available */
+};
+/*
+ * Pick the LRU reclaim driver: a child cgroup of the cgroup v2 memory
+ * controller (this process is moved into it, so pages it faults from now on
+ * are charged there), else the node reclaim file. Returns the kind.
+ */
+enum lru_kind lru_reclaim_init(struct lru_reclaim *r);
+void lru_reclaim_fini(struct lru_reclaim *r);
+/* Ask for bytes of reclaim once; swappiness < 0: the default. */
+int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness);
+/*
+ * Repeat LRU reclaim (bounded by rounds) until done(arg) holds.
+ * Returns the round it held in (1-based), or 0 if it never did.
+ */
+int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
+		      bool (*done)(void *), void *arg, int rounds);
+
+/* ---- data patterns -------------------------------------------------------- */
+
+/* Per-run seed; tests derive a new generation with pattern_seed(n). */
+uint64_t pattern_seed(unsigned int generation);
+/* Fill one page with the pattern of (seed, index). */
+void pattern_fill(void *page, uint64_t seed, uint64_t index);
+void pattern_fill_range(void *addr, size_t npages, uint64_t seed,
+			uint64_t first_index);
+
+enum page_class {
+	PAGE_ORIGINAL = 1 << 0,	/* the pattern of (seed, expected index) */
+	PAGE_ZERO     = 1 << 1,	/* all zero bytes */
+	PAGE_OTHER    = 1 << 2,	/* the pattern of seed but another index */
+	PAGE_GARBAGE  = 1 << 3,	/* anything else */
+};
+const char *page_class_name(enum page_class c);
+/*
+ * Classify one page against (seed, index). For PAGE_OTHER, *other gets
+ * the index whose pattern the page holds (may be NULL).
+ */
+enum page_class pattern_classify(const void *page, uint64_t seed,
+				 uint64_t index, uint64_t *other);
+/*
+ * Check n pages against (seed, first_index + i): page i must be one of the
+ * classes in allowed[i] (or allowed[0] for all when per_page is false).
+ * Returns the number of pages that are not; describes the first few in
+ * msg as "page 3: expected original|zero, seen garbage".
+ */
+int verify_pages(const void *addr, size_t n, uint64_t seed,
+		 uint64_t first_index, const unsigned int *allowed,
+		 bool per_page, char *msg, size_t len);
+/* All pages must be PAGE_ORIGINAL / only allowed classes. */
+int verify_all(const void *addr, size_t n, uint64_t seed,
+	       uint64_t first_index, unsigned int allowed, char *msg,
+	       size_t len);
+
+/* ---- large folio builder -------------------------------------------------- */
+
+struct large_folio {
+	char *addr;		/* first byte of the folio's mapping */
+	size_t size;		/* folio size in bytes */
+	size_t nr;		/* pages */
+	long cross;		/* -1 aligned; else index of the first page
+				 * after the PMD boundary */
+	char *resv;		/* the region reserved for it */
+	size_t resv_len;
+	uint64_t seed;		/* pattern seed the pages were filled with */
+	uint64_t pfn;		/* first PFN (0 when not root) */
+};
+
+/*
+ * Build one anonymous large folio of the given size, filled with the
+ * pattern of seed (page i holds index i). cross < 0: naturally aligned at
+ * its place in the reservation; cross = k (1 <= k < nr): moved with
+ * mremap(MREMAP_FIXED) so that a PMD boundary falls before page k. The
+ * folio's VMA covers exactly the folio. Settings: the caller enables the
+ * size (mthp_only). Returns 0, -EAGAIN when the kernel did not give a
+ * large folio (try again or SKIP), other -errno on failure; why says what.
+ */
+int folio_build(size_t size, long cross, uint64_t seed,
+		struct large_folio *f, char *why, size_t len);
+void folio_destroy(struct large_folio *f);
+/*
+ * Check that every page of f is present and maps PFN pfn0 + i, that pfn0
+ * is aligned to the folio size, and (root) that kpageflags shows one
+ * compound head followed by tails. 0 when it holds, else -1 and why.
+ */
+int folio_check(const struct large_folio *f, char *why, size_t len);
+
+/* ---- kernel log ----------------------------------------------------------- */
+
+struct kmsg_watch {
+	int fd;			/* -1 when /dev/kmsg cannot be read */
+};
+/* Does a kernel log message say the kernel found a bug? */
+bool kmsg_is_bad(const char *msg);
+/* Remember the current end of the kernel log. */
+void kmsg_begin(struct kmsg_watch *w);
+/*
+ * Read what was logged since kmsg_begin(); returns how many bad lines
+ * appeared and copies the first into first (if not NULL).
+ */
+int kmsg_check(struct kmsg_watch *w, char *first, size_t len);
+void kmsg_end(struct kmsg_watch *w);
+
+/* ---- misc ----------------------------------------------------------------- */
+
+bool is_root(void);
+/* Is any swap device active (/proc/swaps has an entry)? */
+bool swap_active(void);
+/* mmap len bytes aligned to align (PROT_NONE reservation if prot == 0). */
+void *mmap_aligned(size_t len, size_t align, int prot);
+
+#endif /* FOLIO_UTIL_H */
