@@ -1,7 +1,7 @@
 # Batched unmap of large folios: kselftests and reproducers.
 #
 #   make setup [KSRC=<kernel tree>]   packages + kselftest harness (root)
-#   make check                        build, then run every category
+#   make check                        build, run every category, check restore
 #   make                              build only
 #   make intree KSRC=<kernel tree>    add the tests to a kernel tree
 
@@ -14,7 +14,7 @@ setup:
 	@tools/setup.sh $(if $(KSRC),KSRC=$(KSRC))
 
 check: all
-	@./run_vmtests.sh
+	@tools/check.sh
 
 intree:
 	@tools/intree.sh $(KSRC)

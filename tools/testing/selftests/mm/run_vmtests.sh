@@ -39,14 +39,15 @@ categories=$(echo "$TESTS" | awk 'NF { print $1 }' | uniq)
 selected=
 destructive=0
 list_only=0
-while getopts "adnht:" opt; do
+while getopts ":adnht:" opt; do
 	case $opt in
 	a) selected= ;;
 	d) destructive=1 ;;
 	n) list_only=1 ;;
 	h) usage; exit 0 ;;
 	t) selected="$selected $OPTARG" ;;
-	*) die "unknown option (see -h)" ;;
+	:) die "option -$OPTARG needs a category (see -h)" ;;
+	*) die "unknown option -$OPTARG (see -h)" ;;
 	esac
 done
 shift $((OPTIND - 1))
