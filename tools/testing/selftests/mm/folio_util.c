@@ -1049,8 +1049,31 @@ bool kmsg_is_bad(const char *msg)
 	return false;
 }
 
+bool kmsg_record_is_bad(const char *record, char *msg, size_t len)
+{
+	const char *text = strchr(record, ';');
+	size_t n;
+
+	/* prio = facility << 3 | level; the kernel's own facility is 0. */
+	if (!text || strtol(record, NULL, 10) >> 3 != 0)
+		return false;
+	text++;
+	n = strcspn(text, "\n");
+	if (msg && len) {
+		snprintf(msg, len, "%.*s", (int)n, text);
+		return kmsg_is_bad(msg);
+	}
+	{
+		char line[1024];
+
+		snprintf(line, sizeof(line), "%.*s", (int)n, text);
+		return kmsg_is_bad(line);
+	}
+}
+
 void kmsg_begin(struct kmsg_watch *w)
 {
+	w->records = 0;
 	w->fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 	if (w->fd >= 0)
 		lseek(w->fd, 0, SEEK_END);
@@ -1058,25 +1081,22 @@ void kmsg_begin(struct kmsg_watch *w)
 
 int kmsg_check(struct kmsg_watch *w, char *first, size_t len)
 {
-	char rec[2048];
+	char rec[2048], msg[1024];
 	int bad = 0;
 
 	if (w->fd < 0)
 		return 0;
 	for (;;) {
 		ssize_t n = read(w->fd, rec, sizeof(rec) - 1);
-		char *msg;
 
 		if (n < 0 && errno == EPIPE)	/* records overwritten */
 			continue;
 		if (n <= 0)
 			break;
 		rec[n] = '\0';
-		/* "prio,seq,usec,flags;message\n" then continuation lines */
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		msg[strcspn(msg, "\n")] = '\0';
-		if (kmsg_is_bad(msg) && bad++ == 0 && first)
+		w->records++;
+		if (kmsg_record_is_bad(rec, msg, sizeof(msg)) && bad++ == 0 &&
+		    first)
 			snprintf(first, len, "%s", msg);
 	}
 	return bad;

@@ -298,9 +298,16 @@ int folio_check(const struct large_folio *f, char *why, size_t len);
 
 struct kmsg_watch {
 	int fd;			/* -1 when /dev/kmsg cannot be read */
+	long records;		/* records read so far */
 };
 /* Does a kernel log message say the kernel found a bug? */
 bool kmsg_is_bad(const char *msg);
+/*
+ * Is one /dev/kmsg record ("prio,seq,usec,flags;message\n...") a bad line
+ * logged by the kernel itself? Records user space wrote (facility != 0)
+ * never are. Copies the message into msg (if not NULL).
+ */
+bool kmsg_record_is_bad(const char *record, char *msg, size_t len);
 /* Remember the current end of the kernel log. */
 void kmsg_begin(struct kmsg_watch *w);
 /*

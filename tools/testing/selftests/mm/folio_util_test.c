@@ -5,6 +5,7 @@
  * any kernel feature.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,87 @@ TEST(kmsg_lines)
 	EXPECT_FALSE(kmsg_is_bad("Adding 1048572k swap on /dev/zram1.  Priority:-2 extents:1 across:1048572k SS"));
 	EXPECT_FALSE(kmsg_is_bad("zram1: detected capacity change from 0 to 2097152"));
 	EXPECT_FALSE(kmsg_is_bad("Injecting memory failure for pfn 0x106d12 at process virtual address 0x7f1000000000"));
+}
+
+/* Records: only the kernel's own (facility 0) count; the message is cut out. */
+TEST(kmsg_records)
+{
+	char msg[256];
+
+	EXPECT_TRUE(kmsg_record_is_bad("4,1234,5678901,-;WARNING: CPU: 0 PID: 1 at mm/rmap.c:1 x\n SUBSYSTEM=x\n", msg, sizeof(msg)));
+	EXPECT_STREQ("WARNING: CPU: 0 PID: 1 at mm/rmap.c:1 x", msg);
+	EXPECT_TRUE(kmsg_record_is_bad("1,99,1,-;BUG: Bad page state in process a.out  pfn:1\n", NULL, 0));
+	EXPECT_FALSE(kmsg_record_is_bad("6,100,2,-;zram1: detected capacity change\n", msg, sizeof(msg)));
+	/* user space (facility 1, LOG_USER) writing the same words */
+	EXPECT_FALSE(kmsg_record_is_bad("12,101,3,-;WARNING: not the kernel\n", msg, sizeof(msg)));
+	EXPECT_FALSE(kmsg_record_is_bad("garbage without a separator", msg, sizeof(msg)));
+}
+
+/*
+ * The watcher on the live log: it sees records logged after kmsg_begin()
+ * and not before, and a bad line that user space writes is not the
+ * kernel's.
+ */
+TEST(kmsg_live)
+{
+	struct kmsg_watch w;
+	char first[256] = "";
+	int fd;
+
+	if (!is_root())
+		SKIP(return, "writing /dev/kmsg needs root");
+	fd = open("/dev/kmsg", O_WRONLY);
+	ASSERT_LE(0, fd);
+	/* write(2), one record each: glibc's dprintf() gives up on /dev/kmsg */
+	ASSERT_LT(0, write(fd, "folio_util_test: before the watch", 33));
+	kmsg_begin(&w);
+	ASSERT_LE(0, w.fd);
+	ASSERT_LT(0, write(fd, "folio_util_test: WARNING: from user space", 41));
+	EXPECT_EQ(0, kmsg_check(&w, first, sizeof(first))) TH_LOG("%s", first);
+	EXPECT_EQ(1, w.records);
+	EXPECT_EQ(0, kmsg_check(&w, first, sizeof(first)));
+	EXPECT_EQ(1, w.records);
+	kmsg_end(&w);
+	close(fd);
+}
+
+/*
+ * The LRU reclaim driver reaches anonymous memory MADV_PAGEOUT is not
+ * asked about: written pages end up swapped within a bounded number of
+ * rounds.
+ */
+static bool all_swapped(void *arg)
+{
+	char *p = arg;
+
+	return pages_swapped(p, 256) == 256;
+}
+
+TEST(lru_reclaim_anon)
+{
+	struct lru_reclaim r;
+	char *p;
+	int round;
+
+	if (!is_root())
+		SKIP(return, "reclaim files need root");
+	if (!swap_active())
+		SKIP(return, "no active swap (run_vmtests.sh sets up zram)");
+	if (lru_reclaim_init(&r) == LRU_NONE)
+		SKIP(return, "no LRU reclaim driver: %s", r.why);
+	p = mmap(NULL, 256 * pagesize, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	pattern_fill_range(p, 256, pattern_seed(9), 0);
+	round = lru_reclaim_until(&r, 256 * pagesize * 64, 200, all_swapped, p,
+				  50);
+	TH_LOG("driver %s, all swapped after round %d",
+	       r.kind == LRU_CGROUP ? r.path : "node reclaim", round);
+	EXPECT_LT(0, round) TH_LOG("%ld of 256 pages swapped after 50 rounds",
+				   pages_swapped(p, 256));
+	EXPECT_EQ(0, verify_all(p, 256, pattern_seed(9), 0, PAGE_ORIGINAL, NULL, 0));
+	lru_reclaim_fini(&r);
+	munmap(p, 256 * pagesize);
 }
 
 /* Counters: vmstat and status read; deltas; an unknown name says so. */
