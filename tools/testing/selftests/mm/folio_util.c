@@ -26,23 +26,26 @@ size_t pagesize;
 size_t pmdsize;
 static uint64_t run_seed;
 
+/* Read a whole (small) file into buf, NUL-terminated; bytes or -errno. */
 static int read_file(const char *path, char *buf, size_t len)
 {
-	ssize_t n;
+	size_t done = 0;
+	ssize_t n = 0;
 	int fd;
 
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
+	while (done < len - 1 && (n = read(fd, buf + done, len - 1 - done)) > 0)
+		done += n;
+	if (n < 0 && !done) {
 		n = -errno;
 		close(fd);
 		return n;
 	}
 	close(fd);
-	buf[n] = '\0';
-	return n;
+	buf[done] = '\0';
+	return done;
 }
 
 static int write_file(const char *path, const char *buf)
@@ -421,27 +424,25 @@ int mthp_only(size_t size)
 
 /* ---- counters ------------------------------------------------------------ */
 
+/*
+ * Read into a stack buffer, not through stdio: an RSS delta must not see
+ * the heap pages a FILE buffer would touch.
+ */
 long file_key_value(const char *path, const char *key)
 {
 	size_t klen = strlen(key);
-	char line[256];
-	long v = -1;
-	FILE *f;
+	char buf[32768], *line;
 
-	f = fopen(path, "r");
-	if (!f)
+	if (read_file(path, buf, sizeof(buf)) <= 0)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
+	for (line = buf; line && *line; line = strchr(line, '\n'),
+	     line = line ? line + 1 : NULL) {
 		if (!strncmp(line, key, klen) &&
-		    (line[klen] == ' ' || line[klen] == ':' ||
-		     line[klen] == '\t')) {
-			v = strtol(line + klen + 1 + strspn(line + klen + 1, " \t:"),
-				   NULL, 10);
-			break;
-		}
+		    (line[klen] == ' ' || line[klen] == ':' || line[klen] == '\t'))
+			return strtol(line + klen + 1 + strspn(line + klen + 1, " \t:"),
+				      NULL, 10);
 	}
-	fclose(f);
-	return v;
+	return -1;
 }
 
 long status_kb(const char *field)
@@ -953,7 +954,8 @@ int folio_build(size_t size, long cross, uint64_t seed,
 		struct large_folio *f, char *why, size_t len)
 {
 	size_t nr = size / pagesize;
-	char *src, *dst;
+	struct pm_entry e;
+	char *src;
 	int ret = 0;
 
 	memset(f, 0, sizeof(*f));
@@ -978,7 +980,7 @@ int folio_build(size_t size, long cross, uint64_t seed,
 	}
 	f->size = size;
 	f->nr = nr;
-	f->cross = cross < 0 ? -1 : cross;
+	f->cross = -1;
 	f->seed = seed;
 	src = f->resv + pmdsize;
 	for (int attempt = 0; attempt < 3; attempt++) {
@@ -997,30 +999,35 @@ int folio_build(size_t size, long cross, uint64_t seed,
 	if (ret)
 		goto fail;
 	if (cross > 0) {
-		dst = f->resv + 3 * pmdsize - cross * pagesize;
-		if (mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED,
-			   dst) == MAP_FAILED) {
-			ret = -errno;
-			snprintf(why, len, "mremap to %p: %s", dst, strerror(errno));
+		ret = folio_move(f, cross, why, len);
+		if (ret)
 			goto fail;
-		}
-		f->addr = dst;
-		if (folio_check(f, why, len)) {
-			ret = -EIO;
-			goto fail;
-		}
 	}
-	f->pfn = 0;
-	{
-		struct pm_entry e;
-
-		if (!pagemap_read(f->addr, 1, &e))
-			f->pfn = e.pfn;
-	}
+	if (!pagemap_read(f->addr, 1, &e))
+		f->pfn = e.pfn;
 	return 0;
 fail:
 	folio_destroy(f);
 	return ret;
+}
+
+int folio_move(struct large_folio *f, long cross, char *why, size_t len)
+{
+	char *dst = f->resv + 3 * pmdsize - cross * pagesize;
+
+	if (f->cross >= 0 || cross <= 0 || cross >= (long)f->nr) {
+		snprintf(why, len, "cannot move: folio at offset %ld, asked %ld",
+			 f->cross, cross);
+		return -EINVAL;
+	}
+	if (mremap(f->addr, f->size, f->size, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   dst) == MAP_FAILED) {
+		snprintf(why, len, "mremap to %p: %s", dst, strerror(errno));
+		return -errno;
+	}
+	f->addr = dst;
+	f->cross = cross;
+	return folio_check(f, why, len) ? -EIO : 0;
 }
 
 void folio_destroy(struct large_folio *f)

@@ -288,6 +288,13 @@ int folio_build(size_t size, long cross, uint64_t seed,
 		struct large_folio *f, char *why, size_t len);
 void folio_destroy(struct large_folio *f);
 /*
+ * Move an aligned folio so that a PMD boundary falls before its page k,
+ * with mremap(MREMAP_FIXED) inside its reservation. For state that must be
+ * set up while the folio is in one page table: MADV_FREE, for one, splits
+ * a folio it sees only partly, as it would see a PMD-crossing one.
+ */
+int folio_move(struct large_folio *f, long cross, char *why, size_t len);
+/*
  * Check that every page of f is present and maps PFN pfn0 + i, that pfn0
  * is aligned to the folio size, and (root) that kpageflags shows one
  * compound head followed by tails. 0 when it holds, else -1 and why.
