@@ -812,43 +812,65 @@ static void class_set_name(unsigned int set, char *out, size_t len)
 					 page_class_name(c));
 }
 
+/* Is page i one of the classes in want? If not, describe it in one. */
+static bool page_ok(const char *page, uint64_t seed, uint64_t first_index,
+		    size_t i, unsigned int want, char *one, size_t len)
+{
+	enum page_class c;
+	uint64_t other = 0;
+	char wanted[96];
+
+	c = pattern_classify(page, seed, first_index + i, &other);
+	if (c & want)
+		return true;
+	class_set_name(want, wanted, sizeof(wanted));
+	if (c == PAGE_OTHER)
+		snprintf(one, len, "page %zu: expected %s, seen page %llu's data",
+			 i, wanted, (unsigned long long)(other - first_index));
+	else
+		snprintf(one, len, "page %zu: expected %s, seen %s", i, wanted,
+			 page_class_name(c));
+	return false;
+}
+
+/* Collects what is wrong: the first four described, then a count. */
+struct mismatches {
+	char *msg;
+	size_t len, used;
+	int bad;
+};
+
+static void mismatch(struct mismatches *m, const char *one)
+{
+	if (++m->bad <= 4)
+		m->used += snprintf(m->msg + m->used,
+				    m->used < m->len ? m->len - m->used : 0,
+				    "%s%s", m->used ? "; " : "", one);
+}
+
+static int mismatches_done(struct mismatches *m)
+{
+	if (m->bad > 4)
+		snprintf(m->msg + m->used, m->used < m->len ? m->len - m->used : 0,
+			 "; and %d more", m->bad - 4);
+	return m->bad;
+}
+
 int verify_pages(const void *addr, size_t n, uint64_t seed,
 		 uint64_t first_index, const unsigned int *allowed,
 		 bool per_page, char *msg, size_t len)
 {
-	size_t used = 0;
-	int bad = 0;
+	struct mismatches m = { .msg = msg, .len = len };
+	char one[160];
 
 	if (len)
 		msg[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		unsigned int want = per_page ? allowed[i] : allowed[0];
-		uint64_t other = 0;
-		enum page_class c;
-		char wanted[96];
-
-		c = pattern_classify((const char *)addr + i * pagesize, seed,
-				     first_index + i, &other);
-		if (c & want)
-			continue;
-		if (++bad > 4)
-			continue;
-		class_set_name(want, wanted, sizeof(wanted));
-		if (c == PAGE_OTHER)
-			used += snprintf(msg + used, used < len ? len - used : 0,
-					 "%spage %zu: expected %s, seen page %llu's data",
-					 used ? "; " : "", i, wanted,
-					 (unsigned long long)(other - first_index));
-		else
-			used += snprintf(msg + used, used < len ? len - used : 0,
-					 "%spage %zu: expected %s, seen %s",
-					 used ? "; " : "", i, wanted,
-					 page_class_name(c));
-	}
-	if (bad > 4)
-		snprintf(msg + used, used < len ? len - used : 0,
-			 "; and %d more", bad - 4);
-	return bad;
+	for (size_t i = 0; i < n; i++)
+		if (!page_ok((const char *)addr + i * pagesize, seed, first_index,
+			     i, per_page ? allowed[i] : allowed[0], one,
+			     sizeof(one)))
+			mismatch(&m, one);
+	return mismatches_done(&m);
 }
 
 int verify_all(const void *addr, size_t n, uint64_t seed,
@@ -857,6 +879,39 @@ int verify_all(const void *addr, size_t n, uint64_t seed,
 {
 	return verify_pages(addr, n, seed, first_index, &allowed, false, msg,
 			    len);
+}
+
+int verify_written(const void *addr, const void *copy, size_t n,
+		   const bool *written, uint64_t seed, uint64_t first_index,
+		   unsigned int others, char *msg, size_t len)
+{
+	struct mismatches m = { .msg = msg, .len = len };
+	char one[160];
+
+	if (len)
+		msg[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const char *page = (const char *)addr + i * pagesize;
+		const char *want = (const char *)copy + i * pagesize;
+		size_t off = 0;
+
+		if (!written[i]) {
+			if (!page_ok(page, seed, first_index, i, others, one,
+				     sizeof(one)))
+				mismatch(&m, one);
+			continue;
+		}
+		if (!memcmp(page, want, pagesize))
+			continue;
+		while (page[off] == want[off])
+			off++;
+		snprintf(one, sizeof(one),
+			 "page %zu (written): differs at byte %zu, seen %s", i,
+			 off, page_class_name(pattern_classify(page, seed,
+						first_index + i, NULL)));
+		mismatch(&m, one);
+	}
+	return mismatches_done(&m);
 }
 
 /* ---- large folio builder -------------------------------------------------- */

@@ -261,6 +261,16 @@ int verify_all(const void *addr, size_t n, uint64_t seed,
 	       uint64_t first_index, unsigned int allowed, char *msg,
 	       size_t len);
 
+/*
+ * Pages some of which were written after the pattern: page i with
+ * written[i] must equal copy's page i byte for byte (copy: the process's
+ * view right after the writes); every other page must be one of the
+ * classes in others. Returns the number of pages that are not.
+ */
+int verify_written(const void *addr, const void *copy, size_t n,
+		   const bool *written, uint64_t seed, uint64_t first_index,
+		   unsigned int others, char *msg, size_t len);
+
 /* ---- large folio builder -------------------------------------------------- */
 
 struct large_folio {

@@ -253,6 +253,35 @@ TEST(verify_messages)
 	free(buf);
 }
 
+/* verify_written: written pages compared to the copy, the rest by class. */
+TEST(verify_written_pages)
+{
+	char *buf = malloc(4 * pagesize), *copy = malloc(4 * pagesize), msg[512];
+	bool written[4] = { false, true, false, true };
+	uint64_t seed = pattern_seed(4);
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, copy);
+	pattern_fill_range(buf, 4, seed, 0);
+	buf[pagesize + 7] ^= 0x5a;
+	buf[4 * pagesize - 1] ^= 0x5a;
+	memcpy(copy, buf, 4 * pagesize);
+	memset(buf + 2 * pagesize, 0, pagesize);
+	EXPECT_EQ(0, verify_written(buf, copy, 4, written, seed, 0,
+				    PAGE_ORIGINAL | PAGE_ZERO, msg, sizeof(msg)))
+		TH_LOG("%s", msg);
+	EXPECT_EQ(1, verify_written(buf, copy, 4, written, seed, 0,
+				    PAGE_ORIGINAL, msg, sizeof(msg)));
+	EXPECT_STREQ("page 2: expected original, seen zero", msg);
+	/* a written page that lost its write reads as the original again */
+	buf[pagesize + 7] ^= 0x5a;
+	EXPECT_EQ(1, verify_written(buf, copy, 4, written, seed, 0,
+				    PAGE_ORIGINAL | PAGE_ZERO, msg, sizeof(msg)));
+	EXPECT_STREQ("page 1 (written): differs at byte 7, seen original", msg);
+	free(buf);
+	free(copy);
+}
+
 TEST(smaps_lines)
 {
 	struct smaps_sum s = { 0 };
