@@ -1,7 +1,7 @@
 #!/bin/sh
 # Interrupt the suite while it has changed THP settings and set up swap, and
 # check that everything under /sys/kernel/mm/transparent_hugepage and
-# /proc/swaps reads as before: SIGTERM to run_vmtests.sh (what a CI timeout
+# /proc/swaps reads as before, and no cgroup of the tests is left: SIGTERM to run_vmtests.sh (what a CI timeout
 # sends), SIGINT to its process group (Ctrl-C), and the same two to a test
 # program run on its own. KTAP out; exit 1 on any failure, 4 when not root.
 
@@ -24,6 +24,7 @@ thp_state() {
 state() {
 	thp_state
 	awk 'NR > 1 { print "swap", $1 }' /proc/swaps
+	find /sys/fs/cgroup -maxdepth 8 -type d -name 'folio_util.*' 2>/dev/null
 }
 
 tmp=$(mktemp -d) || exit 1
@@ -79,9 +80,9 @@ check() {
 	fi
 }
 
-check "SIGTERM to run_vmtests.sh" TERM pid "$mm/run_vmtests.sh" -t folio_builder
-check "SIGINT to run_vmtests.sh's process group" INT group "$mm/run_vmtests.sh" -t folio_builder
-check "SIGTERM to a test program" TERM pid "$mm/folio_builder"
-check "SIGINT to a test program's process group" INT group "$mm/folio_builder"
+check "SIGTERM to run_vmtests.sh" TERM pid "$mm/run_vmtests.sh" -t lazyfree
+check "SIGINT to run_vmtests.sh's process group" INT group "$mm/run_vmtests.sh" -t lazyfree
+check "SIGTERM to a test program" TERM pid "$mm/lazyfree"
+check "SIGINT to a test program's process group" INT group "$mm/lazyfree"
 
 [ $fail = 0 ]

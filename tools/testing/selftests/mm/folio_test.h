@@ -40,6 +40,7 @@
 			TH_LOG("cannot enable %zu kB folios",		\
 			       (size_t)(size) / 1024);			\
 		kmsg_begin(&self->kmsg);				\
+		stack_prefault();					\
 	} while (0)
 
 /* Common teardown: settings back as saved, no bug in the kernel log. */

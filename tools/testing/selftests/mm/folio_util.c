@@ -148,18 +148,20 @@ int pagemap_read(const void *addr, size_t n, struct pm_entry *out)
 	return pagemap_read_pid(0, addr, n, out);
 }
 
+/* In chunks on the stack: counting must not touch heap pages (RSS). */
 static long count_pages(const void *addr, size_t n, bool swapped)
 {
-	struct pm_entry *e = calloc(n, sizeof(*e));
+	struct pm_entry e[64];
 	long count = 0;
 
-	if (!e || pagemap_read(addr, n, e)) {
-		free(e);
-		return -1;
+	for (size_t done = 0; done < n; done += 64) {
+		size_t chunk = n - done < 64 ? n - done : 64;
+
+		if (pagemap_read((const char *)addr + done * pagesize, chunk, e))
+			return -1;
+		for (size_t i = 0; i < chunk; i++)
+			count += swapped ? e[i].swapped : e[i].present;
 	}
-	for (size_t i = 0; i < n; i++)
-		count += swapped ? e[i].swapped : e[i].present;
-	free(e);
 	return count;
 }
 
@@ -317,10 +319,14 @@ static void save_dir(const char *dir, int depth)
 	closedir(dh);
 }
 
+static void lru_remove_stale(void);
+
 static void restore_on_exit(void)
 {
-	if (getpid() == saver_pid)
+	if (getpid() == saver_pid) {
 		settings_restore();
+		lru_remove_stale();
+	}
 }
 
 static void restore_on_signal(int sig)
@@ -329,6 +335,7 @@ static void restore_on_signal(int sig)
 		if (signal_hook)
 			signal_hook();
 		settings_restore();
+		lru_remove_stale();
 	}
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -594,45 +601,55 @@ static bool cgroup2_mount(char *mnt, size_t len)
 	return found;
 }
 
-static bool has_word(const char *text, const char *word)
+/* Is word one of the sep-separated words of text? */
+static bool has_word_sep(const char *text, const char *word, char sep)
 {
 	size_t n = strlen(word);
 
 	for (const char *p = text; (p = strstr(p, word)); p += n)
-		if ((p == text || p[-1] == ' ') &&
-		    (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+		if ((p == text || p[-1] == sep) &&
+		    (p[n] == '\0' || p[n] == sep || p[n] == '\n'))
 			return true;
 	return false;
 }
 
-static bool lru_try_cgroup(struct lru_reclaim *r)
+static bool has_word(const char *text, const char *word)
 {
-	char mnt[512], path[1100], buf[512], self[512] = "";
+	return has_word_sep(text, word, ' ');
+}
+
+static bool cgroup_v1_memory(char *mnt, size_t len)
+{
+	char line[1024], dev[256], dir[512], type[64], opts[512];
+	bool found = false;
 	FILE *f;
 
-	if (!cgroup2_mount(mnt, sizeof(mnt))) {
-		snprintf(r->why, sizeof(r->why), "no cgroup2 mount");
+	f = fopen("/proc/self/mounts", "r");
+	if (!f)
 		return false;
-	}
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
-	if (read_file(path, buf, sizeof(buf)) < 0 || !has_word(buf, "memory")) {
-		snprintf(r->why, sizeof(r->why),
-			 "cgroup2 root does not delegate the memory controller");
-		return false;
-	}
-	f = fopen("/proc/self/cgroup", "r");
-	while (f && fgets(buf, sizeof(buf), f))
-		if (!strncmp(buf, "0::", 3)) {
-			buf[strcspn(buf, "\n")] = '\0';
-			snprintf(self, sizeof(self), "%s", buf + 3);
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) == 4 &&
+		    !strcmp(type, "cgroup") && has_word_sep(opts, "memory", ',')) {
+			snprintf(mnt, len, "%s", dir);
+			found = true;
 		}
-	if (f)
-		fclose(f);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Enter a new cgroup (named after our pid) made under parent, in the
+ * hierarchy at mnt where we are in cgroup self now.
+ */
+static bool cgroup_enter(struct lru_reclaim *r, const char *mnt,
+			 const char *self, const char *parent)
+{
+	char path[1200], buf[32];
+
 	snprintf(r->parent_procs, sizeof(r->parent_procs), "%s%s/cgroup.procs",
 		 mnt, strcmp(self, "/") ? self : "");
-	/* A sibling under the root: no process lives there, so no rule bites. */
-	snprintf(r->cgroup, sizeof(r->cgroup), "%s/folio_util.%d", mnt,
-		 (int)getpid());
+	snprintf(r->cgroup, sizeof(r->cgroup), "%s%s/folio_util.%d", mnt,
+		 strcmp(parent, "/") ? parent : "", (int)getpid());
 	if (mkdir(r->cgroup, 0755) && errno != EEXIST) {
 		snprintf(r->why, sizeof(r->why), "mkdir %.80s: %s", r->cgroup,
 			 strerror(errno));
@@ -645,7 +662,63 @@ static bool lru_try_cgroup(struct lru_reclaim *r)
 		rmdir(r->cgroup);
 		return false;
 	}
+	return true;
+}
+
+/* Our cgroup in a hierarchy: the /proc/self/cgroup line for it. */
+static void cgroup_self(const char *prefix, char *out, size_t len)
+{
+	char buf[512];
+	FILE *f;
+
+	snprintf(out, len, "/");
+	f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(buf, sizeof(buf), f)) {
+		char *path = strchr(buf, ':');
+
+		path = path ? strchr(path + 1, ':') : NULL;
+		if (!path || strncmp(strchr(buf, ':') + 1, prefix, strlen(prefix)))
+			continue;
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(out, len, "%s", path + 1);
+	}
+	if (f)
+		fclose(f);
+}
+
+static bool lru_try_cgroup(struct lru_reclaim *r)
+{
+	char mnt[512], path[600], buf[512], self[512];
+
+	if (!cgroup2_mount(mnt, sizeof(mnt))) {
+		snprintf(r->why, sizeof(r->why), "no cgroup2 mount");
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
+	if (read_file(path, buf, sizeof(buf)) < 0 || !has_word(buf, "memory")) {
+		snprintf(r->why, sizeof(r->why),
+			 "cgroup2 root does not delegate the memory controller");
+		return false;
+	}
+	cgroup_self(":", self, sizeof(self));
+	/* Under the root: v2 lets no process live beside child cgroups. */
+	if (!cgroup_enter(r, mnt, self, "/"))
+		return false;
 	snprintf(r->path, sizeof(r->path), "%s/memory.reclaim", r->cgroup);
+	return true;
+}
+
+static bool lru_try_cgroup_v1(struct lru_reclaim *r)
+{
+	char mnt[512], self[512];
+
+	if (!cgroup_v1_memory(mnt, sizeof(mnt)))
+		return false;
+	cgroup_self("memory:", self, sizeof(self));
+	/* Under our own: whatever limits it has still hold. */
+	if (!cgroup_enter(r, mnt, self, self))
+		return false;
+	snprintf(r->path, sizeof(r->path), "%s/memory.force_empty", r->cgroup);
 	return true;
 }
 
@@ -662,11 +735,33 @@ static bool lru_try_node(struct lru_reclaim *r)
 	return true;
 }
 
+void lru_drain(void)
+{
+	static char *scratch;
+
+	if (!scratch)
+		scratch = mmap(NULL, pagesize, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (scratch != MAP_FAILED)
+		madvise(scratch, pagesize, MADV_COLD);
+}
+
 enum lru_kind lru_reclaim_init(struct lru_reclaim *r)
 {
+	cpu_set_t one;
+	int cpu;
+
 	memset(r, 0, sizeof(*r));
+	cpu = sched_getcpu();
+	if (cpu >= 0 && !sched_getaffinity(0, sizeof(r->cpus), &r->cpus)) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		r->pinned = !sched_setaffinity(0, sizeof(one), &one);
+	}
 	if (lru_try_cgroup(r))
 		r->kind = LRU_CGROUP;
+	else if (lru_try_cgroup_v1(r))
+		r->kind = LRU_CGROUP_V1;
 	else if (lru_try_node(r))
 		r->kind = LRU_NODE;
 	else
@@ -674,15 +769,70 @@ enum lru_kind lru_reclaim_init(struct lru_reclaim *r)
 	return r->kind;
 }
 
+/*
+ * rmdir the folio_util.<pid> cgroups in dir; one that still holds a live
+ * process (another run's) stays. Returns how many are left.
+ */
+static int remove_stale_in(const char *dir)
+{
+	char path[1200];
+	struct dirent *d;
+	int left = 0;
+	DIR *dh;
+
+	dh = opendir(dir);
+	if (!dh)
+		return 0;
+	while ((d = readdir(dh)))
+		if (!strncmp(d->d_name, "folio_util.", 11)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+			left += rmdir(path) != 0;
+		}
+	closedir(dh);
+	return left;
+}
+
+/*
+ * A test killed before its teardown leaves its cgroup behind: the process
+ * that saved the settings removes such cgroups when it exits, giving a
+ * killed test a moment to leave its cgroup.
+ */
+static void lru_remove_stale(void)
+{
+	char mnt[512], self[512], dir[1100] = "", dir2[512] = "";
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+
+	if (!cgroup2_mount(dir2, sizeof(dir2)))
+		dir2[0] = '\0';
+	if (cgroup_v1_memory(mnt, sizeof(mnt))) {
+		cgroup_self("memory:", self, sizeof(self));
+		snprintf(dir, sizeof(dir), "%s%s", mnt, strcmp(self, "/") ? self : "");
+	}
+	for (int i = 0; i < 40; i++) {
+		int left = 0;
+
+		if (dir2[0])
+			left += remove_stale_in(dir2);
+		if (dir[0])
+			left += remove_stale_in(dir);
+		if (!left)
+			break;
+		nanosleep(&ts, NULL);
+	}
+}
+
 void lru_reclaim_fini(struct lru_reclaim *r)
 {
 	char buf[32];
 
-	if (r->kind == LRU_CGROUP) {
+	if (r->kind == LRU_CGROUP || r->kind == LRU_CGROUP_V1) {
 		snprintf(buf, sizeof(buf), "%d", (int)getpid());
 		write_file(r->parent_procs, buf);
 		rmdir(r->cgroup);
 	}
+	if (r->pinned)
+		sched_setaffinity(0, sizeof(r->cpus), &r->cpus);
+	r->pinned = false;
 	r->kind = LRU_NONE;
 }
 
@@ -693,6 +843,19 @@ int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness)
 
 	if (r->kind == LRU_NONE)
 		return -ENODEV;
+	lru_drain();
+	if (r->kind == LRU_CGROUP_V1) {
+		char path[700];
+
+		/* Our own cgroup's swappiness; it goes with the cgroup. */
+		snprintf(path, sizeof(path), "%s/memory.swappiness", r->cgroup);
+		snprintf(buf, sizeof(buf), "%d", swappiness < 0 ? 60 :
+			 swappiness > 100 ? 100 : swappiness);
+		write_file(path, buf);
+		ret = write_file(r->path, "0");
+		/* EBUSY: not all of it could be reclaimed; that is an answer. */
+		return ret == -EBUSY || ret == -EAGAIN ? 0 : ret;
+	}
 	if (swappiness >= 0) {
 		snprintf(buf, sizeof(buf), "%zu swappiness=%d", bytes, swappiness);
 		ret = write_file(r->path, buf);
@@ -1176,6 +1339,29 @@ void kmsg_end(struct kmsg_watch *w)
 bool is_root(void)
 {
 	return geteuid() == 0;
+}
+
+void stack_prefault(void)
+{
+	volatile char buf[512 * 1024];
+
+	for (size_t i = 0; i < sizeof(buf); i += 1024)
+		buf[i] = 0;
+}
+
+bool soft_dirty_supported(void)
+{
+	char *p = mmap(NULL, pagesize, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct pm_entry e = { 0 };
+
+	if (p == MAP_FAILED)
+		return false;
+	/* A new PTE is soft-dirty wherever the kernel tracks the bit. */
+	p[0] = 1;
+	pagemap_read(p, 1, &e);
+	munmap(p, pagesize);
+	return e.soft_dirty;
 }
 
 bool swap_active(void)

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sched.h>
 #include <sys/types.h>
 
 /* The installed uapi headers may predate these. */
@@ -201,18 +202,32 @@ void smaps_parse_line(const char *line, struct smaps_sum *s);
 /* MADV_PAGEOUT: 0 or -errno. */
 int pageout(void *addr, size_t len);
 
-enum lru_kind { LRU_NONE, LRU_CGROUP, LRU_NODE };
+/*
+ * Empty this CPU's LRU batches: a folio just marked lazyfree (or faulted)
+ * waits in one holding a reference, invisible to reclaim, until then.
+ * MADV_COLD of a scratch page of ours drains them.
+ */
+void lru_drain(void);
+
+enum lru_kind { LRU_NONE, LRU_CGROUP, LRU_CGROUP_V1, LRU_NODE };
 struct lru_reclaim {
 	enum lru_kind kind;
 	char path[600];		/* memory.reclaim or node reclaim file */
 	char cgroup[560];	/* the child cgroup made for this test */
 	char parent_procs[1100];	/* cgroup.procs to move back to */
 	char why[128];		/* why none is available */
+	cpu_set_t cpus;		/* affinity before init */
+	bool pinned;
 };
 /*
  * Pick the LRU reclaim driver: a child cgroup of the cgroup v2 memory
- * controller (this process is moved into it, so pages it faults from now on
- * are charged there), else the node reclaim file. Returns the kind.
+ * controller, reclaimed through memory.reclaim; else one of the cgroup v1
+ * memory controller, reclaimed through memory.force_empty (this process is
+ * moved into it, so pages it faults from now on are charged there and
+ * reclaim targets them); else the node reclaim file, which scans a small
+ * cgroup's LRU only at low priority, so may take many rounds. Pins the process to the
+ * CPU it runs on, so that lru_drain() (done before every round) empties
+ * the batches its madvise calls filled. Returns the kind.
  */
 enum lru_kind lru_reclaim_init(struct lru_reclaim *r);
 void lru_reclaim_fini(struct lru_reclaim *r);
@@ -337,6 +352,14 @@ void kmsg_end(struct kmsg_watch *w);
 /* ---- misc ----------------------------------------------------------------- */
 
 bool is_root(void);
+/*
+ * Touch the next 512 KiB of stack below the caller: later calls then grow
+ * into pages already counted, and RssAnon deltas show only what a test
+ * did to its memory.
+ */
+void stack_prefault(void);
+/* Does pagemap report soft-dirty (CONFIG_MEM_SOFT_DIRTY)? */
+bool soft_dirty_supported(void);
 /* Is any swap device active (/proc/swaps has an entry)? */
 bool swap_active(void);
 /* mmap len bytes aligned to align (PROT_NONE reservation if prot == 0). */

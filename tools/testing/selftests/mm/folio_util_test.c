@@ -402,7 +402,7 @@ TEST(lru_reclaim_anon)
 	round = lru_reclaim_until(&r, 256 * pagesize * 64, 200, all_swapped, p,
 				  50);
 	TH_LOG("driver %s, all swapped after round %d",
-	       r.kind == LRU_CGROUP ? r.path : "node reclaim", round);
+	       r.path, round);
 	EXPECT_LT(0, round) TH_LOG("%ld of 256 pages swapped after 50 rounds",
 				   pages_swapped(p, 256));
 	EXPECT_EQ(0, verify_all(p, 256, pattern_seed(9), 0, PAGE_ORIGINAL, NULL, 0));

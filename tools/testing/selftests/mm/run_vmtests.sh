@@ -12,6 +12,7 @@ me=run_vmtests.sh
 TESTS='
 folio_util folio_util_test
 folio_builder folio_builder
+lazyfree lazyfree
 '
 
 usage() {
@@ -27,6 +28,7 @@ usage: $me [-a] [-d] [-n] [-h] [-t CATEGORY]...
 categories:
   folio_util     the helper library's logic on synthetic input
   folio_builder  the large-folio builder over every size and PMD offset
+  lazyfree       reclaim of lazyfree (MADV_FREE) large folios
 EOF
 }
 
