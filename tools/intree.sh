@@ -7,9 +7,9 @@
 #
 # Copies the sources, the folio_tests.mk fragment and the ksft_<category>.sh
 # wrappers; appends "include folio_tests.mk" to the tree's mm/Makefile; adds
-# the categories to its run_vmtests.sh (usage text and run_test lines) and
-# the programs to its mm/.gitignore. Running it again refreshes the copies
-# and changes nothing else.
+# the categories to its run_vmtests.sh (usage text and run_test lines), the
+# programs to its mm/.gitignore and the kernel options to its mm/config.
+# Running it again refreshes the copies and adds only what is missing.
 
 me=intree.sh
 die() { echo "$me: $*" >&2; exit 2; }
@@ -50,23 +50,38 @@ if [ -f "$mm/.gitignore" ]; then
 	done
 fi
 
-marker="# batched unmap of large folios"
-if ! grep -q "^$marker" "$mm/run_vmtests.sh"; then
-	usage=$(sed -n '/^categories:/,/^EOF/p' "$src/run_vmtests.sh" | sed '1d;$d' |
-		awk '{ c = $1; $1 = ""; sub(/^ /, ""); printf "- %s\n\t%s\n", c, $0 }')
-	runs=$(echo "$tests" | awk '{
-		line = sprintf("CATEGORY=\"%s\" run_test ./%s", $1, $2)
-		if ($3 == "destructive")
-			line = "if $RUN_DESTRUCTIVE; then\n\t" line "\nfi"
-		print line }')
+# Categories and run_test lines, each added once: a later run adds what
+# the suite has gained since.
+usage=$(sed -n '/^categories:/,/^EOF/p' "$src/run_vmtests.sh" | sed '1d;$d' |
+	awk '{ c = $1; $1 = ""; sub(/^ /, ""); printf "- %s\n\t%s\n", c, $0 }' |
+	awk -v have="$(grep '^- ' "$mm/run_vmtests.sh")" '
+		BEGIN { n = split(have, h, "\n"); for (i = 1; i <= n; i++) seen[h[i]] = 1 }
+		/^- / { skip = ($0 in seen) } !skip')
+runs=$(echo "$tests" | while read -r c prog flags; do
+	grep -q "run_test ./$prog\$" "$mm/run_vmtests.sh" && continue
+	line="CATEGORY=\"$c\" run_test ./$prog"
+	if [ "$flags" = destructive ]; then
+		printf 'if $RUN_DESTRUCTIVE; then\n\t%s\nfi\n' "$line"
+	else
+		echo "$line"
+	fi
+done)
+if [ -n "$usage$runs" ]; then
 	tmp=$(mktemp) || exit 1
-	awk -v marker="$marker" -v usage="$usage" -v runs="$runs" '
-		/^example: / && !u { print usage; u = 1 }
-		/^echo "SUMMARY: / && !r { print marker; print runs; print ""; r = 1 }
-		{ print }
+	awk -v usage="$usage" -v runs="$runs" '
+		/^example: / && !u { if (usage != "") print usage; print ""; u = 1; if (prev == "") { } }
+		/^echo "SUMMARY: / && !r { if (runs != "") { print runs; print "" }; r = 1 }
+		{ print; prev = $0 }
 		END { if (!u || !r) exit 1 }' "$mm/run_vmtests.sh" > "$tmp" ||
 		{ rm -f "$tmp"; die "$mm/run_vmtests.sh: no usage example or SUMMARY line to insert before"; }
 	cat "$tmp" > "$mm/run_vmtests.sh"
 	rm -f "$tmp"
+fi
+
+# The kernel options the tests need, merged into the tree's config fragment.
+if [ -f "$mm/config" ]; then
+	while read -r opt; do
+		grep -qx "$opt" "$mm/config" || echo "$opt" >> "$mm/config"
+	done < "$src/config"
 fi
 echo "$me: added $(echo $cats) to $mm"

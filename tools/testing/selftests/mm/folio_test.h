@@ -31,6 +31,7 @@
  */
 #define FOLIO_SETUP(size)						\
 	do {								\
+		folio_test_started();					\
 		if (!is_root())						\
 			SKIP(return, "needs root (pagemap PFNs, THP sysfs)"); \
 		if (!mthp_size_offered(size))				\
@@ -61,14 +62,29 @@
 /*
  * On SIGINT/SIGTERM the harness's main process restores the settings; the
  * test it is running lives in its own process group and would go on (and
- * change settings again) unless stopped first.
+ * change settings again) unless stopped first. The harness keeps that
+ * process's pid to itself (__active_test, gone after 6.12), so the setup
+ * (run in a grandchild, in the group the harness's child leads) records
+ * the group in memory shared with main.
  */
+static pid_t *folio_running_test;
+
+static inline void folio_test_started(void)
+{
+	if (folio_running_test)
+		*folio_running_test = getpgrp();
+}
+
 static inline void folio_stop_running_test(void)
 {
-	if (__active_test && __active_test->pid > 0) {
-		kill(-__active_test->pid, SIGKILL);
-		waitpid(__active_test->pid, NULL, 0);
-	}
+	pid_t pid = folio_running_test ? *folio_running_test : 0;
+	siginfo_t si;
+
+	/* Only a group led by a child not yet reaped: no reused pid. */
+	if (pid <= 0 || waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT))
+		return;
+	kill(-pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }
 
 /* main(): save every THP setting first so that any exit restores it. */
@@ -77,6 +93,11 @@ static inline void folio_stop_running_test(void)
 	{								\
 		folio_util_init();					\
 		if (is_root()) {					\
+			folio_running_test = mmap(NULL, sizeof(pid_t),	\
+				PROT_READ | PROT_WRITE,			\
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);	\
+			if (folio_running_test == MAP_FAILED)		\
+				folio_running_test = NULL;		\
 			settings_save();				\
 			settings_on_signal(folio_stop_running_test);	\
 		}							\

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -341,12 +342,45 @@ static void restore_on_signal(int sig)
 	raise(sig);
 }
 
+/*
+ * Two runs on one machine would each save what the other changed and
+ * restore it: one run at a time, machine-wide. run_vmtests.sh takes the
+ * same lock for all its programs and says so in FOLIO_UTIL_LOCK_HELD.
+ */
+static int settings_lock(void)
+{
+	const char *path = access("/run/lock", W_OK) ? "/tmp/folio_util.lock" :
+			   "/run/lock/folio_util.lock";
+	int fd;
+
+	if (getenv("FOLIO_UTIL_LOCK_HELD"))
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB); i++) {
+		if (i == 0)
+			fprintf(stderr, "# waiting for another run to finish (%s)\n",
+				path);
+		if (i >= 6000) {
+			close(fd);
+			return -EBUSY;
+		}
+		usleep(100 * 1000);
+	}
+	return 0;	/* held until this process exits */
+}
+
 int settings_save(void)
 {
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	int ret;
 
 	if (saver_pid)
 		return 0;
+	ret = settings_lock();
+	if (ret)
+		return ret;
 	nr_saved = 0;
 	save_dir(sysfs_root, 0);
 	if (!nr_saved)

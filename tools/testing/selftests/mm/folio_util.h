@@ -128,7 +128,8 @@ void settings_parse_value(const char *text, char *out, size_t len);
 /*
  * Save every file under THP_SYSFS that a test may change (top-level
  * enabled/defrag/shmem_enabled/use_zero_page, khugepaged tunables,
- * hugepages-*\/enabled and shmem_enabled). Restored by settings_restore(),
+ * hugepages-*\/enabled and shmem_enabled), after taking a machine-wide
+ * lock (waits up to 10 min for another run). Restored by settings_restore(),
  * at exit of the saving process and when it gets SIGINT/SIGTERM/SIGHUP.
  * Returns 0, or -errno when the files cannot be read.
  */

@@ -142,6 +142,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# One run at a time on a machine (the programs take the same lock alone).
+lock=/run/lock/folio_util.lock
+[ -w /run/lock ] || lock=/tmp/folio_util.lock
+if [ "$(id -u)" = 0 ] && [ -z "$FOLIO_UTIL_LOCK_HELD" ] && command -v flock >/dev/null; then
+	exec 9>"$lock"
+	flock -n 9 || { echo "# waiting for another run to finish ($lock)"; flock -w 600 9; } ||
+		die "another run holds $lock"
+	export FOLIO_UTIL_LOCK_HELD=1
+fi
+
 save_thp
 setup_swap
 
