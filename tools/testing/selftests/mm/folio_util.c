@@ -229,8 +229,26 @@ int mthp_sizes(size_t *sizes, int max)
 		    mthp_size_offered(kb * 1024))
 			sizes[n++] = kb * 1024;
 	closedir(dir);
+	if (!n && mthp_size_offered(pmdsize))
+		sizes[n++] = pmdsize;
 	qsort(sizes, n, sizeof(*sizes), size_cmp);
 	return n;
+}
+
+/* Kernels before 6.8 have no per-size directories: only the PMD size. */
+static bool per_size_sysfs(void)
+{
+	bool found = false;
+	struct dirent *d;
+	DIR *dir;
+
+	dir = opendir(sysfs_root);
+	if (!dir)
+		return false;
+	while (!found && (d = readdir(dir)))
+		found = !strncmp(d->d_name, "hugepages-", 10);
+	closedir(dir);
+	return found;
 }
 
 bool mthp_size_offered(size_t size)
@@ -238,6 +256,10 @@ bool mthp_size_offered(size_t size)
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (!per_size_sysfs()) {
+		snprintf(path, sizeof(path), "%s/enabled", sysfs_root);
+		return size == pmdsize && stat(path, &st) == 0;
+	}
 	snprintf(path, sizeof(path), "%s/hugepages-%zukB/enabled", sysfs_root,
 		 size / 1024);
 	return stat(path, &st) == 0;
@@ -453,6 +475,9 @@ int mthp_only(size_t size)
 {
 	size_t sizes[32];
 	int n = mthp_sizes(sizes, 32), ret;
+
+	if (!per_size_sysfs())
+		return size == pmdsize ? setting_set("enabled", "madvise") : -ENOENT;
 
 	for (int i = 0; i < n; i++) {
 		ret = mthp_set_enabled(sizes[i],

@@ -114,7 +114,8 @@ static inline bool kpf(uint64_t flags, int bit)
 
 /*
  * The anonymous folio sizes (bytes) the kernel offers, ascending: those with
- * a hugepages-<size>kB/enabled file (8kB has only shmem_enabled on x86).
+ * a hugepages-<size>kB/enabled file (8kB has only shmem_enabled on x86);
+ * before per-size sysfs (6.8), the PMD size, steered by the top-level file.
  */
 int mthp_sizes(size_t *sizes, int max);
 bool mthp_size_offered(size_t size);
@@ -151,6 +152,7 @@ int mthp_set_enabled(size_t size, const char *mode);
  * Only this folio size may be allocated on anonymous faults in
  * MADV_HUGEPAGE regions: size -> "madvise", every other size -> "never".
  * (The PMD size's "inherit" would otherwise follow the top-level setting.)
+ * Without per-size sysfs: the top-level "enabled" -> "madvise".
  */
 int mthp_only(size_t size);
 

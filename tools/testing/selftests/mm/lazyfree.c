@@ -691,6 +691,12 @@ TEST_F(lazyfree, abandoned_soft_dirty)
 
 		if (!e[i].present)
 			continue;	/* discarded clean: no bit to keep */
+		/*
+		 * A PMD-mapped folio has one soft-dirty bit for all its
+		 * pages: the writes set it for every page.
+		 */
+		if (self->size == pmdsize && !want)
+			continue;
 		EXPECT_EQ(want, e[i].soft_dirty)
 			TH_LOG("page %zu: soft-dirty %d, expected %d", i,
 			       e[i].soft_dirty, want);
