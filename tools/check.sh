@@ -1,23 +1,35 @@
 #!/bin/sh
 # The project's test command: build the suite, run every category on the
-# running kernel, then check that an interrupted run leaves the machine as
-# it found it. Ends with one line "N passed, N failed, N skipped"; exits 1 on
-# any failure.
+# running kernel and judge the run with ci/verdict.py against
+# ci/expectations, check that interrupted runs leave the machine as they
+# found it, and run the unit tests of the CI tooling. Ends with one line
+# "N passed, N failed, N skipped"; exits 1 on any failure.
+#
+# Results (KTAP, JUnit) are kept in out/check/.
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -eq 0 ] || { echo "check.sh: takes no arguments" >&2; exit 2; }
-out=$(mktemp -d) || exit 2
-trap 'rm -rf "$out"' EXIT
+out=$top/out/check
+mkdir -p "$out" || exit 2
 
 make -s --no-print-directory -C "$top" all || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
-"$top/run_vmtests.sh" -a | tee "$out/suite"
-"$top/ci/interrupt_check.sh" | tee "$out/interrupt"
+"$top/run_vmtests.sh" -a | tee "$out/ktap.txt"
+cfg=
+[ -r /proc/config.gz ] && cfg=/proc/config.gz
+"$top/ci/verdict.py" --ktap "$out/ktap.txt" ${cfg:+--config "$cfg"} \
+	--junit "$out/junit.xml" --name host | tee "$out/verdict.txt"
+"$top/ci/interrupt_check.sh" | tee "$out/interrupt.txt"
+python3 "$top/ci/test_verdict.py" | tee "$out/unit.txt"
 
-set -- $(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$out/suite" | tail -n 1)
-[ $# -eq 3 ] || set -- 0 1 0	# the suite did not finish
-pass=$(($1 + $(grep -c '^ok [0-9]* [^#]*$' "$out/interrupt")))
-skip=$(($3 + $(grep -c '^ok [0-9]* .*# SKIP' "$out/interrupt")))
-fail=$(($2 + $(grep -c '^not ok ' "$out/interrupt")))
+# verdict: P passed, F failed, S skipped -- plus the KTAP of the other two
+set -- $(sed -n 's/^verdict: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$out/verdict.txt")
+[ $# -eq 3 ] || set -- 0 1 0
+pass=$1 fail=$2 skip=$3
+for f in "$out/interrupt.txt" "$out/unit.txt"; do
+	pass=$((pass + $(grep -c '^ok [0-9]* [^#]*$' "$f")))
+	skip=$((skip + $(grep -c '^ok [0-9]* .*# SKIP' "$f")))
+	fail=$((fail + $(grep -c '^not ok ' "$f")))
+done
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -509,6 +510,16 @@ long file_key_value(const char *path, const char *key)
 				      NULL, 10);
 	}
 	return -1;
+}
+
+bool rss_exact(void)
+{
+	struct utsname u;
+	int major, minor;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return true;
+	return major > 6 || (major == 6 && minor >= 2);
 }
 
 long status_kb(const char *field)

@@ -184,6 +184,11 @@ void counters_begin(struct counters *c, size_t size, ...);
 long counters_delta(const struct counters *c, const char *name);
 bool counters_has(const struct counters *c, const char *name);
 
+/*
+ * Is RssAnon in /proc/self/status exact? Before 6.2 each task cached its
+ * RSS changes and synced them only every 64 events (SPLIT_RSS_COUNTING).
+ */
+bool rss_exact(void);
 /* /proc/self/status field in kB, or -1. */
 long status_kb(const char *field);
 /* Value of a "key value" line in a file such as /proc/vmstat, or -1. */

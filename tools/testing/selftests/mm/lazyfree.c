@@ -134,6 +134,8 @@ static void lru_rounds(struct lru_reclaim *lru, int rounds)
 #define EXPECT_RSS_DROP(rss_before, present_before, addr, nr)		\
 	do {								\
 		long __gone = (present_before) - pages_present(addr, nr); \
+		if (!rss_exact())					\
+			break;	/* before 6.2: RssAnon lags */		\
 		EXPECT_EQ((long)(__gone * pagesize / 1024),		\
 			  (rss_before) - status_kb("RssAnon"))		\
 			TH_LOG("RssAnon drop (kB) vs %ld pages unmapped", __gone); \
@@ -153,8 +155,9 @@ TEST_F(lazyfree, clean_aligned)
 
 	BUILD(self, 1);
 	MAKE_LAZYFREE(self);
+	/* before per-size stats (6.8): the global count, for the PMD size */
 	counters_begin(&c, self->size, "thp:split_deferred", "vm:pglazyfreed",
-		       "thp:nr_anon", NULL);
+		       "thp:nr_anon", "vm:thp_deferred_split_page", NULL);
 	rss = status_kb("RssAnon");
 	ASSERT_EQ(0, pageout(self->f.addr, self->size));
 
@@ -162,7 +165,9 @@ TEST_F(lazyfree, clean_aligned)
 		TH_LOG("pages still mapped after MADV_PAGEOUT of a clean lazyfree folio");
 	EXPECT_RSS_DROP(rss, (long)self->nr, self->f.addr, self->nr);
 	EXPECT_EQ((long)self->nr, counters_delta(&c, "vm:pglazyfreed"));
-	EXPECT_EQ(0, counters_delta(&c, "thp:split_deferred"))
+	EXPECT_EQ(0, counters_delta(&c, counters_has(&c, "thp:split_deferred") ?
+					"thp:split_deferred" :
+					"vm:thp_deferred_split_page"))
 		TH_LOG("the folio went through the deferred-split queue");
 	if (counters_has(&c, "thp:nr_anon"))
 		EXPECT_EQ(-1, counters_delta(&c, "thp:nr_anon"));
