@@ -652,25 +652,6 @@ int pageout(void *addr, size_t len)
 	return madvise(addr, len, MADV_PAGEOUT) ? -errno : 0;
 }
 
-static bool cgroup2_mount(char *mnt, size_t len)
-{
-	char line[1024], dev[256], dir[512], type[64];
-	bool found = false;
-	FILE *f;
-
-	f = fopen("/proc/self/mounts", "r");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%255s %511s %63s", dev, dir, type) == 3 &&
-		    !strcmp(type, "cgroup2")) {
-			snprintf(mnt, len, "%s", dir);
-			found = true;
-		}
-	fclose(f);
-	return found;
-}
-
 /* Is word one of the sep-separated words of text? */
 static bool has_word_sep(const char *text, const char *word, char sep)
 {
@@ -688,7 +669,9 @@ static bool has_word(const char *text, const char *word)
 	return has_word_sep(text, word, ' ');
 }
 
-static bool cgroup_v1_memory(char *mnt, size_t len)
+/* Where a file system of this type (with this mount option) is mounted. */
+static bool mount_of(const char *fstype, const char *option, char *mnt,
+		     size_t len)
 {
 	char line[1024], dev[256], dir[512], type[64], opts[512];
 	bool found = false;
@@ -699,12 +682,23 @@ static bool cgroup_v1_memory(char *mnt, size_t len)
 		return false;
 	while (!found && fgets(line, sizeof(line), f))
 		if (sscanf(line, "%255s %511s %63s %511s", dev, dir, type, opts) == 4 &&
-		    !strcmp(type, "cgroup") && has_word_sep(opts, "memory", ',')) {
+		    !strcmp(type, fstype) &&
+		    (!option || has_word_sep(opts, option, ','))) {
 			snprintf(mnt, len, "%s", dir);
 			found = true;
 		}
 	fclose(f);
 	return found;
+}
+
+static bool cgroup2_mount(char *mnt, size_t len)
+{
+	return mount_of("cgroup2", NULL, mnt, len);
+}
+
+static bool cgroup_v1_memory(char *mnt, size_t len)
+{
+	return mount_of("cgroup", "memory", mnt, len);
 }
 
 /*
