@@ -243,7 +243,7 @@ TEST_F(lazyfree, redirty_last)
  * folio_pte_batch() reading the next table's memory as PTEs), which
  * corrupts or crashes here.
  */
-TEST_F(lazyfree, pmd_crossing_clean)
+TEST_F_TIMEOUT(lazyfree, pmd_crossing_clean, 300)
 {
 	NEED_LRU(self);
 	for (size_t k = 1; k < self->nr; k++) {
@@ -272,8 +272,9 @@ TEST_F(lazyfree, pmd_crossing_clean)
  * after MADV_FREE (PTEs old: MADV_COLD before the move, so reclaim tries
  * the unmap instead of rotating the folio): both writes survive, in
  * whichever page table their PTE sits.
+ * (Both crossing tests build 511 folios at 2 MB: 300 s, for QEMU TCG.)
  */
-TEST_F(lazyfree, pmd_crossing_redirty)
+TEST_F_TIMEOUT(lazyfree, pmd_crossing_redirty, 300)
 {
 	bool *written = calloc(self->nr, sizeof(bool));
 	char *copy = malloc(self->size);
