@@ -57,9 +57,9 @@ usage=$(sed -n '/^categories:/,/^EOF/p' "$src/run_vmtests.sh" | sed '1d;$d' |
 	awk -v have="$(grep '^- ' "$mm/run_vmtests.sh")" '
 		BEGIN { n = split(have, h, "\n"); for (i = 1; i <= n; i++) seen[h[i]] = 1 }
 		/^- / { skip = ($0 in seen) } !skip')
-runs=$(echo "$tests" | while read -r c prog flags; do
-	grep -q "run_test ./$prog\$" "$mm/run_vmtests.sh" && continue
-	line="CATEGORY=\"$c\" run_test ./$prog"
+runs=$(echo "$tests" | while read -r c prog flags args; do
+	line="CATEGORY=\"$c\" run_test ./$prog${args:+ $args}"
+	grep -qxF -e "$line" -e "	$line" "$mm/run_vmtests.sh" && continue
 	if [ "$flags" = destructive ]; then
 		printf 'if $RUN_DESTRUCTIVE; then\n\t%s\nfi\n' "$line"
 	else

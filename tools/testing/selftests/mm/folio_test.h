@@ -44,6 +44,29 @@
 		stack_prefault();					\
 	} while (0)
 
+/*
+ * Build the variant's folio aligned (self: f, size, why), or SKIP when the
+ * kernel gives none.
+ */
+#define FOLIO_BUILD(self, seed_gen)					\
+	do {								\
+		int __ret = folio_build((self)->size, -1,		\
+					pattern_seed(seed_gen), &(self)->f, \
+					(self)->why, sizeof((self)->why)); \
+		if (__ret == -EAGAIN)					\
+			SKIP(return, "no %zu kB folio: %s",		\
+			     (self)->size / 1024, (self)->why);		\
+		ASSERT_EQ(0, __ret) TH_LOG("building: %s", (self)->why); \
+	} while (0)
+
+/* SKIP unless an LRU reclaim driver was found (self: lru). */
+#define FOLIO_NEED_LRU(self)						\
+	do {								\
+		if ((self)->lru.kind == LRU_NONE)			\
+			SKIP(return, "no LRU reclaim driver: %s",	\
+			     (self)->lru.why);				\
+	} while (0)
+
 /* Common teardown: settings back as saved, no bug in the kernel log. */
 #define FOLIO_TEARDOWN()						\
 	do {								\

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -945,6 +947,68 @@ int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
 		usleep(1000);
 	}
 	return 0;
+}
+
+static bool never(void *arg)
+{
+	return false;
+}
+
+void lru_reclaim_rounds(struct lru_reclaim *r, size_t bytes, int swappiness,
+			int rounds)
+{
+	lru_reclaim_until(r, bytes, swappiness, never, NULL, rounds);
+}
+
+/* ---- references and faults ------------------------------------------------ */
+
+int hold_ref(char *addr, int p[2])
+{
+	struct iovec iov = { addr, pagesize };
+
+	if (pipe(p))
+		return -errno;
+	return vmsplice(p[1], &iov, 1, 0) == (ssize_t)pagesize ? 0 : -errno;
+}
+
+void drop_ref(int p[2])
+{
+	char *buf = malloc(pagesize);
+
+	if (buf && read(p[0], buf, pagesize) < 0)
+		buf[0] = 0;
+	free(buf);
+	close(p[0]);
+	close(p[1]);
+}
+
+static sigjmp_buf access_jmp;
+static volatile sig_atomic_t access_sig;
+
+static void on_access_signal(int sig)
+{
+	access_sig = sig;
+	siglongjmp(access_jmp, 1);
+}
+
+int access_signal(char *addr, bool write)
+{
+	struct sigaction sa = { .sa_handler = on_access_signal }, segv, bus;
+	volatile int sig = 0;
+
+	sigaction(SIGSEGV, &sa, &segv);
+	sigaction(SIGBUS, &sa, &bus);
+	if (sigsetjmp(access_jmp, 1) == 0) {
+		char v = *(volatile char *)addr;
+
+		if (write)
+			*(volatile char *)addr = v;
+	} else {
+		sig = access_sig;
+	}
+	sigaction(SIGSEGV, &segv, NULL);
+	sigaction(SIGBUS, &bus, NULL);
+	return sig;
 }
 
 /* ---- data patterns -------------------------------------------------------- */

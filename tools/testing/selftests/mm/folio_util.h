@@ -248,6 +248,25 @@ int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness);
 int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
 		      bool (*done)(void *), void *arg, int rounds);
 
+/* Reclaim rounds (bounded), for folios meant to stay: nothing to wait for. */
+void lru_reclaim_rounds(struct lru_reclaim *r, size_t bytes, int swappiness,
+			int rounds);
+
+/* ---- references and faults ------------------------------------------------ */
+
+/*
+ * Hold a reference to the page at addr in a pipe (vmsplice): an extra
+ * reference reclaim sees, without dirtying or pinning the page.
+ */
+int hold_ref(char *addr, int p[2]);
+/* Drain the pipe and close it: the reference goes. */
+void drop_ref(int p[2]);
+/*
+ * Read addr, and with write also store back what was read: the signal
+ * that raised (SIGSEGV, SIGBUS), or 0 when the access went through.
+ */
+int access_signal(char *addr, bool write);
+
 /* ---- data patterns -------------------------------------------------------- */
 
 /* Per-run seed; tests derive a new generation with pattern_seed(n). */

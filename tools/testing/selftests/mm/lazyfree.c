@@ -63,18 +63,6 @@ FIXTURE_TEARDOWN(lazyfree)
 	FOLIO_TEARDOWN();
 }
 
-/* Build the variant's folio aligned, or SKIP when the kernel gives none. */
-#define BUILD(self, seed_gen)						\
-	do {								\
-		int __ret = folio_build((self)->size, -1,		\
-					pattern_seed(seed_gen), &(self)->f, \
-					(self)->why, sizeof((self)->why)); \
-		if (__ret == -EAGAIN)					\
-			SKIP(return, "no %zu kB folio: %s",		\
-			     (self)->size / 1024, (self)->why);		\
-		ASSERT_EQ(0, __ret) TH_LOG("building: %s", (self)->why); \
-	} while (0)
-
 /* MADV_FREE the whole folio; smaps must count all of it lazyfree. */
 #define MAKE_LAZYFREE(self)						\
 	do {								\
@@ -98,11 +86,6 @@ static bool range_gone(void *arg)
 	return pages_present(r->addr, r->nr) == 0;
 }
 
-static bool never(void *arg)
-{
-	return false;
-}
-
 /*
  * LRU reclaim (not MADV_PAGEOUT, which splits a folio it sees only partly
  * in one page table or VMA): until the range is gone, or a few rounds when
@@ -117,15 +100,8 @@ static int lru_until_gone(struct lru_reclaim *lru, char *addr, size_t nr)
 
 static void lru_rounds(struct lru_reclaim *lru, int rounds)
 {
-	lru_reclaim_until(lru, 64 << 20, 0, never, NULL, rounds);
+	lru_reclaim_rounds(lru, 64 << 20, 0, rounds);
 }
-
-#define NEED_LRU(self)							\
-	do {								\
-		if ((self)->lru.kind == LRU_NONE)			\
-			SKIP(return, "no LRU reclaim driver: %s",	\
-			     (self)->lru.why);				\
-	} while (0)
 
 /*
  * RssAnon must fall by exactly the pages that left the mapping: a batch
@@ -153,7 +129,7 @@ TEST_F(lazyfree, clean_aligned)
 	struct smaps_sum s;
 	long rss;
 
-	BUILD(self, 1);
+	FOLIO_BUILD(self, 1);
 	MAKE_LAZYFREE(self);
 	/* before per-size stats (6.8): the global count, for the PMD size */
 	counters_begin(&c, self->size, "thp:split_deferred", "vm:pglazyfreed",
@@ -214,25 +190,25 @@ static void redirty(struct __test_metadata *_metadata,
 
 TEST_F(lazyfree, redirty_whole)
 {
-	BUILD(self, 2);
+	FOLIO_BUILD(self, 2);
 	redirty(_metadata, self, 0, self->nr - 1);
 }
 
 TEST_F(lazyfree, redirty_first)
 {
-	BUILD(self, 3);
+	FOLIO_BUILD(self, 3);
 	redirty(_metadata, self, 0, 0);
 }
 
 TEST_F(lazyfree, redirty_middle)
 {
-	BUILD(self, 4);
+	FOLIO_BUILD(self, 4);
 	redirty(_metadata, self, self->nr / 2, self->nr / 2);
 }
 
 TEST_F(lazyfree, redirty_last)
 {
-	BUILD(self, 5);
+	FOLIO_BUILD(self, 5);
 	redirty(_metadata, self, self->nr - 1, self->nr - 1);
 }
 
@@ -245,12 +221,12 @@ TEST_F(lazyfree, redirty_last)
  */
 TEST_F_TIMEOUT(lazyfree, pmd_crossing_clean, 300)
 {
-	NEED_LRU(self);
+	FOLIO_NEED_LRU(self);
 	for (size_t k = 1; k < self->nr; k++) {
 		int rounds;
 		long rss;
 
-		BUILD(self, 100 + k);
+		FOLIO_BUILD(self, 100 + k);
 		MAKE_LAZYFREE(self);
 		ASSERT_EQ(0, folio_move(&self->f, k, self->why, sizeof(self->why)))
 			TH_LOG("offset %zu: %s", k, self->why);
@@ -281,11 +257,11 @@ TEST_F_TIMEOUT(lazyfree, pmd_crossing_redirty, 300)
 
 	ASSERT_NE(NULL, written);
 	ASSERT_NE(NULL, copy);
-	NEED_LRU(self);
+	FOLIO_NEED_LRU(self);
 	for (size_t k = 1; k < self->nr; k++) {
 		long rss, present;
 
-		BUILD(self, 1000 + k);
+		FOLIO_BUILD(self, 1000 + k);
 		MAKE_LAZYFREE(self);
 		memset(written, 0, self->nr);
 		written[k - 1] = written[self->nr - 1] = true;
@@ -310,31 +286,6 @@ TEST_F_TIMEOUT(lazyfree, pmd_crossing_redirty, 300)
 	free(copy);
 }
 
-static sigjmp_buf fault_jmp;
-
-static void on_segv(int sig)
-{
-	siglongjmp(fault_jmp, 1);
-}
-
-/* Does a write to addr fault? The byte is left as it was. */
-static bool write_faults(char *addr)
-{
-	struct sigaction sa = { .sa_handler = on_segv }, old;
-	volatile bool faulted = false;
-
-	sigaction(SIGSEGV, &sa, &old);
-	if (sigsetjmp(fault_jmp, 1) == 0) {
-		char v = *(volatile char *)addr;
-
-		*(volatile char *)addr = v;
-	} else {
-		faulted = true;
-	}
-	sigaction(SIGSEGV, &old, NULL);
-	return faulted;
-}
-
 /*
  * A lazyfree folio whose second half was made read-only (two VMAs),
  * reclaimed through the LRU: clean, so all of it goes; the read-only half
@@ -348,8 +299,8 @@ TEST_F(lazyfree, vma_split_mprotect)
 	struct smaps_sum s;
 	long rss;
 
-	NEED_LRU(self);
-	BUILD(self, 6);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 6);
 	MAKE_LAZYFREE(self);
 	ASSERT_EQ(0, mprotect(self->f.addr + half * pagesize, self->size -
 			      half * pagesize, PROT_READ));
@@ -363,9 +314,9 @@ TEST_F(lazyfree, vma_split_mprotect)
 	EXPECT_EQ(0, verify_all(self->f.addr, self->nr, self->f.seed, 0,
 				PAGE_ZERO, self->why, sizeof(self->why)))
 		TH_LOG("%s", self->why);
-	EXPECT_TRUE(write_faults(self->f.addr + half * pagesize))
+	EXPECT_EQ(SIGSEGV, access_signal(self->f.addr + half * pagesize, true))
 		TH_LOG("the read-only half became writable");
-	EXPECT_FALSE(write_faults(self->f.addr));
+	EXPECT_EQ(0, access_signal(self->f.addr, true));
 }
 
 /*
@@ -378,8 +329,8 @@ TEST_F(lazyfree, partial_munmap)
 	size_t keep = self->nr - self->nr / 4;
 	long rss;
 
-	NEED_LRU(self);
-	BUILD(self, 7);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 7);
 	MAKE_LAZYFREE(self);
 	ASSERT_EQ(0, munmap(self->f.addr + keep * pagesize,
 			    (self->nr - keep) * pagesize));
@@ -443,8 +394,8 @@ static void fork_case(struct __test_metadata *_metadata,
 	struct child c;
 	int status;
 
-	NEED_LRU(self);
-	BUILD(self, 8 + who);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 8 + who);
 	child_start(&c);
 	ASSERT_LE(0, c.pid);
 	if (c.pid == 0) {
@@ -507,7 +458,7 @@ TEST_F(lazyfree, pinned_io_uring)
 	char *file_data;
 	int fd, ret;
 
-	BUILD(self, 10);
+	FOLIO_BUILD(self, 10);
 	MAKE_LAZYFREE(self);
 	ret = io_uring_queue_init(1, &ring, 0);
 	if (ret)
@@ -562,27 +513,6 @@ TEST_F(lazyfree, pinned_io_uring)
 #endif
 }
 
-/* Hold a reference to the folio's first page in a pipe (vmsplice). */
-static int hold_ref(char *addr, int p[2])
-{
-	struct iovec iov = { addr, pagesize };
-
-	if (pipe(p))
-		return -errno;
-	return vmsplice(p[1], &iov, 1, 0) == (ssize_t)pagesize ? 0 : -errno;
-}
-
-static void drop_ref(int p[2])
-{
-	char *buf = malloc(pagesize);
-
-	if (buf && read(p[0], buf, pagesize) < 0)
-		buf[0] = 0;
-	free(buf);
-	close(p[0]);
-	close(p[1]);
-}
-
 /*
  * Abandoned unmap restores the PTEs exactly: a lazyfree folio whose
  * second half is read-only (its own VMA), a reference held so that the
@@ -595,18 +525,18 @@ TEST_F(lazyfree, abandoned_readonly)
 	size_t half = self->nr / 2;
 	int p[2];
 
-	NEED_LRU(self);
-	BUILD(self, 11);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 11);
 	MAKE_LAZYFREE(self);
 	ASSERT_EQ(0, mprotect(self->f.addr + half * pagesize, self->size -
 			      half * pagesize, PROT_READ));
 	ASSERT_EQ(0, hold_ref(self->f.addr, p));
 	lru_rounds(&self->lru, 3);
-	EXPECT_TRUE(write_faults(self->f.addr + half * pagesize))
+	EXPECT_EQ(SIGSEGV, access_signal(self->f.addr + half * pagesize, true))
 		TH_LOG("a read-only page became writable");
-	EXPECT_TRUE(write_faults(self->f.addr + self->size - pagesize))
+	EXPECT_EQ(SIGSEGV, access_signal(self->f.addr + self->size - pagesize, true))
 		TH_LOG("the last read-only page became writable");
-	EXPECT_FALSE(write_faults(self->f.addr));
+	EXPECT_EQ(0, access_signal(self->f.addr, true));
 	EXPECT_EQ(0, verify_all(self->f.addr, self->nr, self->f.seed, 0,
 				PAGE_ORIGINAL | PAGE_ZERO, self->why,
 				sizeof(self->why)))
@@ -630,8 +560,8 @@ TEST_F(lazyfree, abandoned_cow_shared)
 	struct child c;
 	int status;
 
-	NEED_LRU(self);
-	BUILD(self, 12);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 12);
 	ASSERT_EQ(0, madvise(self->f.addr + half * pagesize,
 			     self->size - half * pagesize, MADV_DONTFORK));
 	child_start(&c);
@@ -674,8 +604,8 @@ TEST_F(lazyfree, abandoned_soft_dirty)
 	ASSERT_NE(NULL, e);
 	if (!soft_dirty_supported())
 		SKIP(return, "pagemap shows no soft-dirty bit: kernel without CONFIG_MEM_SOFT_DIRTY");
-	NEED_LRU(self);
-	BUILD(self, 13);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 13);
 	MAKE_LAZYFREE(self);
 	fd = open("/proc/self/clear_refs", O_WRONLY);
 	ASSERT_LE(0, fd);
@@ -749,8 +679,8 @@ TEST_F(lazyfree, mlock_half)
 	size_t half = self->nr / 2;
 	struct smaps_sum s;
 
-	NEED_LRU(self);
-	BUILD(self, 15);
+	FOLIO_NEED_LRU(self);
+	FOLIO_BUILD(self, 15);
 	MAKE_LAZYFREE(self);
 	if (syscall(__NR_mlock2, self->f.addr + half * pagesize,
 		    self->size - half * pagesize, MLOCK_ONFAULT))
@@ -782,7 +712,7 @@ TEST_F(lazyfree, transient_ref)
 	struct smaps_sum s;
 	int p[2];
 
-	BUILD(self, 16);
+	FOLIO_BUILD(self, 16);
 	MAKE_LAZYFREE(self);
 	ASSERT_EQ(0, hold_ref(self->f.addr, p));
 	ASSERT_EQ(0, pageout(self->f.addr, self->size));

@@ -8,11 +8,13 @@
 ksft_skip=4
 me=run_vmtests.sh
 
-# category program [flags]; flags: destructive (run only with -d)
+# category program flags [arguments]; flags: - or destructive (only with -d)
 TESTS='
-folio_util folio_util_test
-folio_builder folio_builder
-lazyfree lazyfree
+folio_util folio_util_test -
+folio_builder folio_builder -
+lazyfree lazyfree -
+swapout swapout - -F swapout_destructive
+swapout swapout destructive -f swapout_destructive
 '
 
 usage() {
@@ -29,6 +31,7 @@ categories:
   folio_util     the helper library's logic on synthetic input
   folio_builder  the large-folio builder over every size and PMD offset
   lazyfree       reclaim of lazyfree (MADV_FREE) large folios
+  swapout        swap-out of anonymous large folios (needs swap; -d: hwpoison)
 EOF
 }
 
@@ -64,7 +67,7 @@ done
 plan=$(echo "$TESTS" | awk -v sel=" $(echo $selected) " -v d=$destructive '
 	NF && index(sel, " " $1 " ") && (d || $3 != "destructive")')
 if [ $list_only = 1 ]; then
-	echo "$plan" | awk '{ print $1 ": " $2 }'
+	echo "$plan" | awk '{ c = $1; $1 = $3 = ""; sub(/^ +/, ""); gsub(/  +/, " "); print c ": " $0 }'
 	exit 0
 fi
 
@@ -163,10 +166,10 @@ pass=0 fail=0 skip=0 n=0
 runner=
 command -v timeout >/dev/null && runner="timeout ${VMTESTS_TIMEOUT:-300}"
 mkfifo "$work/out" || exit 2
-while read -r cat prog flags; do
+while read -r cat prog flags args; do
 	[ -n "$prog" ] || continue
 	n=$((n + 1))
-	echo "# selftests: $cat: $prog"
+	echo "# selftests: $cat: $prog${args:+ $args}"
 	if [ ! -x "./$prog" ]; then
 		echo "# $prog is not built: run make first"
 		echo "not ok $n $cat:$prog"
@@ -178,7 +181,8 @@ while read -r cat prog flags; do
 	awk -v out="$work/log" '{ print > out; print "# " $0; fflush() }' \
 		< "$work/out" &
 	reader=$!
-	$runner "./$prog" > "$work/out" 2>&1 &
+	# shellcheck disable=SC2086 # arguments split as written in TESTS
+	$runner "./$prog" $args > "$work/out" 2>&1 &
 	child=$!
 	wait "$child"
 	rc=$?
