@@ -533,10 +533,12 @@ TEST_F(swapout, pageout_aligned)
 			TH_LOG("vmstat thp_swpout moved for a %zu kB folio: it counts PMD-sized ones only",
 			       kb);
 	}
-	EXPECT_EQ((long)kb, rss - rss_out)
-		TH_LOG("RssAnon drop (kB) after swapping out %zu pages", self->nr);
-	EXPECT_EQ((long)kb, swap_out - swap)
-		TH_LOG("VmSwap growth (kB) after swapping out %zu pages", self->nr);
+	if (rss_exact()) {
+		EXPECT_EQ((long)kb, rss - rss_out)
+			TH_LOG("RssAnon drop (kB) after swapping out %zu pages", self->nr);
+		EXPECT_EQ((long)kb, swap_out - swap)
+			TH_LOG("VmSwap growth (kB) after swapping out %zu pages", self->nr);
+	}
 	EXPECT_EQ(0, states_check(self->pm, self->nr, ST_SWAPPED, self->why,
 				  sizeof(self->why)))
 		TH_LOG("after MADV_PAGEOUT: %s", self->why);
@@ -558,10 +560,12 @@ TEST_F(swapout, pageout_aligned)
 	EXPECT_EQ(0, states_check(self->pm2, self->nr, ST_PRESENT, self->why,
 				  sizeof(self->why)))
 		TH_LOG("after reading every page: %s", self->why);
-	EXPECT_EQ(rss, rss_in)
-		TH_LOG("RssAnon (kB) after reading every page back, vs before the swap-out");
-	EXPECT_EQ(swap, swap_in)
-		TH_LOG("VmSwap (kB) after reading every page back, vs before the swap-out");
+	if (rss_exact()) {	/* before 6.2 tasks sync RSS every 64 events */
+		EXPECT_EQ(rss, rss_in)
+			TH_LOG("RssAnon (kB) after reading every page back, vs before the swap-out");
+		EXPECT_EQ(swap, swap_in)
+			TH_LOG("VmSwap (kB) after reading every page back, vs before the swap-out");
+	}
 	large = folio_check(&self->f, self->why, sizeof(self->why)) == 0;
 
 	if (cached) {
@@ -614,7 +618,7 @@ TEST_F(swapout, pageout_aligned)
  * writes the second table's swap entries shifted, or that gives up on a
  * crossing folio for good.
  */
-TEST_F(swapout, pmd_crossing)
+TEST_F_TIMEOUT(swapout, pmd_crossing, 300)
 {
 	FOLIO_NEED_LRU(self);
 	for (size_t k = 1; k < self->nr; k++) {
@@ -1193,12 +1197,19 @@ TEST_F(swapout, mlock_half)
 	size_t half = self->nr / 2;
 	struct bad_pages b;
 	int64_t base = -1;
+	struct counters c;
+	bool whole;
 	int rounds;
 
 	FOLIO_NEED_LRU(self);
 	FOLIO_BUILD(self, 10);
 	ASSERT_EQ(0, madvise(self->f.addr, self->size, MADV_COLD));
+	/* a folio that got no whole swap range was split first (6.1 does) */
+	counters_begin(&c, self->size, "thp:swpout_fallback",
+		       "vm:thp_swpout_fallback", NULL);
 	rounds = swap_space_by_mlock(self, half);
+	whole = counters_delta(&c, counters_has(&c, "thp:swpout_fallback") ?
+			       "thp:swpout_fallback" : "vm:thp_swpout_fallback") == 0;
 	ASSERT_LE(0, rounds) TH_LOG("mlock: %s", strerror(-rounds));
 	EXPECT_LT(0, rounds)
 		TH_LOG("the folio got no swap space in %d reclaim rounds", LRU_ROUNDS);
@@ -1228,7 +1239,7 @@ TEST_F(swapout, mlock_half)
 					 (unsigned long long)e->swap_offset,
 					 self->pm[0].swap_type,
 					 (unsigned long long)(base + i));
-			else if (base % self->nr)
+			else if (whole && base % self->nr)
 				bad_page(&b, "page %zu: swap offset %#llx: folio's range %#llx not aligned to %zu pages",
 					 i, (unsigned long long)e->swap_offset,
 					 (unsigned long long)base, self->nr);
