@@ -17,12 +17,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <linux/io_uring.h>
+#include <linux/userfaultfd.h>
 
 #include "folio_util.h"
 
@@ -1382,6 +1388,225 @@ void folio_destroy(struct large_folio *f)
 		munmap(f->resv, f->resv_len);
 	f->resv = NULL;
 	f->addr = NULL;
+}
+
+/* ---- per-page checks ------------------------------------------------------ */
+
+void bad_pages_init(struct bad_pages *b, char *msg, size_t len)
+{
+	b->msg = msg;
+	b->len = len;
+	b->used = 0;
+	b->n = 0;
+	if (len)
+		msg[0] = '\0';
+}
+
+void bad_page(struct bad_pages *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (++b->n > 4)
+		return;
+	if (b->used && b->used < b->len)
+		b->used += snprintf(b->msg + b->used, b->len - b->used, "; ");
+	va_start(ap, fmt);
+	if (b->used < b->len)
+		b->used += vsnprintf(b->msg + b->used, b->len - b->used, fmt, ap);
+	va_end(ap);
+}
+
+int bad_pages_done(struct bad_pages *b)
+{
+	if (b->n > 4 && b->used < b->len)
+		snprintf(b->msg + b->used, b->len - b->used, "; and %d more",
+			 b->n - 4);
+	return b->n;
+}
+
+int pm_unchanged(const struct pm_entry *before, const struct pm_entry *after,
+		 size_t n, char *msg, size_t len)
+{
+	struct bad_pages b;
+
+	bad_pages_init(&b, msg, len);
+	for (size_t i = 0; i < n; i++)
+		if (before[i].raw != after[i].raw)
+			bad_page(&b, "page %zu: pagemap %#llx (%s), was %#llx (%s)",
+				 i, (unsigned long long)after[i].raw,
+				 pm_state(&after[i]),
+				 (unsigned long long)before[i].raw,
+				 pm_state(&before[i]));
+	return bad_pages_done(&b);
+}
+
+int writes_check(char *addr, size_t first, size_t n, bool want_fault,
+		 char *msg, size_t len)
+{
+	struct bad_pages b;
+
+	bad_pages_init(&b, msg, len);
+	for (size_t i = first; i < first + n; i++) {
+		int sig = access_signal(addr + i * pagesize, true);
+
+		if (want_fault && sig != SIGSEGV)
+			bad_page(&b, "page %zu (read-only): a write %s%s", i,
+				 sig ? "raised " : "landed", sig ? strsignal(sig) : "");
+		else if (!want_fault && sig)
+			bad_page(&b, "page %zu (writable): a write raised %s", i,
+				 strsignal(sig));
+	}
+	return bad_pages_done(&b);
+}
+
+/* ---- pins and userfaultfd ------------------------------------------------- */
+
+#ifndef __NR_io_uring_setup
+#define __NR_io_uring_setup 425
+#endif
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
+
+int pin_pages(void *addr, size_t len)
+{
+	struct io_uring_params p;
+	struct iovec iov = { addr, len };
+	int fd, err;
+
+	memset(&p, 0, sizeof(p));
+	fd = syscall(__NR_io_uring_setup, 1, &p);
+	if (fd < 0)
+		return -errno;
+	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void unpin_pages(int fd)
+{
+	syscall(__NR_io_uring_register, fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
+	close(fd);
+}
+
+int uffd_wp_range(int uffd, void *addr, size_t len, bool wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+}
+
+int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
+		 char *why, size_t why_len)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int fd, err;
+
+#ifdef __NR_userfaultfd
+	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+#else
+	fd = -1;
+	errno = ENOSYS;
+#endif
+	if (fd < 0) {
+		snprintf(why, why_len, "userfaultfd: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		snprintf(why, why_len, "UFFDIO_API (features %#llx): %s",
+			 (unsigned long long)features, strerror(errno));
+		goto fail;
+	}
+	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		snprintf(why, why_len, "userfaultfd without write-protect (UFFD_FEATURE_PAGEFAULT_FLAG_WP)");
+		goto fail;
+	}
+	if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		snprintf(why, why_len, "UFFDIO_REGISTER_MODE_WP: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	if (protect && (err = uffd_wp_range(fd, addr, len, true))) {
+		snprintf(why, why_len, "UFFDIO_WRITEPROTECT: %s", strerror(-err));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static void *wp_serve(void *arg)
+{
+	struct wp_server *s = arg;
+	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
+
+	while (!s->stop) {
+		struct uffd_msg msg;
+		uintptr_t addr, base = (uintptr_t)s->base;
+
+		if (poll(&pfd, 1, 20) <= 0)
+			continue;
+		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT) {
+			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
+		addr = msg.arg.pagefault.address & ~(uintptr_t)(pagesize - 1);
+		if (!(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) ||
+		    addr < base || addr >= base + s->nr * pagesize)
+			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
+		else
+			__atomic_add_fetch(&s->faults[(addr - base) / pagesize],
+					   1, __ATOMIC_SEQ_CST);
+		/* unprotect, which wakes the writer */
+		if (uffd_wp_range(s->uffd, (void *)addr, pagesize, false)) {
+			struct uffdio_range r = { .start = addr, .len = pagesize };
+
+			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
+			ioctl(s->uffd, UFFDIO_WAKE, &r);
+		}
+	}
+	return NULL;
+}
+
+int wp_server_start(struct wp_server *s, int uffd, char *base, size_t nr)
+{
+	s->uffd = uffd;
+	s->base = base;
+	s->nr = nr;
+	s->stop = 0;
+	s->other = 0;
+	s->faults = calloc(nr, sizeof(int));
+	if (!s->faults)
+		return -ENOMEM;
+	if (pthread_create(&s->thread, NULL, wp_serve, s)) {
+		free(s->faults);
+		s->faults = NULL;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void wp_server_stop(struct wp_server *s)
+{
+	if (!s->faults)
+		return;
+	s->stop = 1;
+	pthread_join(s->thread, NULL);
+	free(s->faults);
+	s->faults = NULL;
 }
 
 /* ---- kernel log ----------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/types.h>
 
@@ -352,6 +353,70 @@ int folio_move(struct large_folio *f, long cross, char *why, size_t len);
  * compound head followed by tails. 0 when it holds, else -1 and why.
  */
 int folio_check(const struct large_folio *f, char *why, size_t len);
+
+/* ---- per-page checks ------------------------------------------------------ */
+
+/*
+ * Collects what is wrong with pages: the first four problems described in
+ * msg ("page 3: ...; page 7: ..."), then "and N more"; done() returns the
+ * count.
+ */
+struct bad_pages {
+	char *msg;
+	size_t len, used;
+	int n;
+};
+void bad_pages_init(struct bad_pages *b, char *msg, size_t len);
+void bad_page(struct bad_pages *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int bad_pages_done(struct bad_pages *b);
+
+/* Pages whose pagemap entry changed between before and after: how many. */
+int pm_unchanged(const struct pm_entry *before, const struct pm_entry *after,
+		 size_t n, char *msg, size_t len);
+/*
+ * Pages of [first, first + n) at addr where a write does not do what
+ * want_fault says (true: must raise SIGSEGV; false: must land): how many.
+ */
+int writes_check(char *addr, size_t first, size_t n, bool want_fault,
+		 char *msg, size_t len);
+
+/* ---- pins and userfaultfd ------------------------------------------------- */
+
+/*
+ * Pin pages with an io_uring fixed buffer (FOLL_PIN | FOLL_LONGTERM),
+ * through the raw syscalls. The ring's fd, or -errno.
+ */
+int pin_pages(void *addr, size_t len);
+void unpin_pages(int fd);
+
+/*
+ * A userfaultfd with [addr, addr + len) registered for write-protect faults
+ * (features: extra UFFD_FEATURE_* to ask for, e.g. WP_HUGETLBFS_SHMEM), all
+ * of it write-protected when protect is true. The fd, or -1 with why
+ * saying what the kernel lacks (a SKIP reason).
+ */
+int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
+		 char *why, size_t why_len);
+/* Write-protect (wp) or unprotect [addr, addr + len); 0 or -errno. */
+int uffd_wp_range(int uffd, void *addr, size_t len, bool wp);
+
+/*
+ * A thread serving uffd-wp faults on [base, base + nr pages): counts the
+ * faults per page, unprotects the page and wakes the writer; anything
+ * else (another event, an address outside) counts in other.
+ */
+struct wp_server {
+	int uffd;
+	char *base;
+	size_t nr;
+	int *faults;		/* WP faults per page */
+	volatile int stop;
+	int other;
+	pthread_t thread;
+};
+int wp_server_start(struct wp_server *s, int uffd, char *base, size_t nr);
+void wp_server_stop(struct wp_server *s);
 
 /* ---- kernel log ----------------------------------------------------------- */
 

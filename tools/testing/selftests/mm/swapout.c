@@ -156,46 +156,6 @@ FIXTURE_TEARDOWN(swapout)
 
 /* ---- per-page checks ----------------------------------------------------- */
 
-/* The first four problems described in msg, then a count. */
-struct bad_pages {
-	char *msg;
-	size_t len, used;
-	int n;
-};
-
-static void __attribute__((format(printf, 2, 3)))
-bad_page(struct bad_pages *b, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (++b->n > 4)
-		return;
-	if (b->used && b->used < b->len)
-		b->used += snprintf(b->msg + b->used, b->len - b->used, "; ");
-	va_start(ap, fmt);
-	if (b->used < b->len)
-		b->used += vsnprintf(b->msg + b->used, b->len - b->used, fmt, ap);
-	va_end(ap);
-}
-
-static int bad_pages_done(struct bad_pages *b)
-{
-	if (b->n > 4 && b->used < b->len)
-		snprintf(b->msg + b->used, b->len - b->used, "; and %d more",
-			 b->n - 4);
-	return b->n;
-}
-
-static void bad_pages_init(struct bad_pages *b, char *msg, size_t len)
-{
-	b->msg = msg;
-	b->len = len;
-	b->used = 0;
-	b->n = 0;
-	if (len)
-		msg[0] = '\0';
-}
-
 /* A swap PTE holding a real swap entry (not a marker or hwpoison entry). */
 static bool pm_swap_real(const struct pm_entry *e)
 {
@@ -272,48 +232,7 @@ static int swap_contiguous(const struct pm_entry *e, size_t n, char *msg,
 	return bad_pages_done(&b);
 }
 
-/* Pages whose pagemap entry changed between before and after. */
-static int pm_unchanged(const struct pm_entry *before,
-			const struct pm_entry *after, size_t n, char *msg,
-			size_t len)
-{
-	struct bad_pages b;
-
-	bad_pages_init(&b, msg, len);
-	for (size_t i = 0; i < n; i++)
-		if (before[i].raw != after[i].raw)
-			bad_page(&b, "page %zu: pagemap %#llx (%s), was %#llx (%s)",
-				 i, (unsigned long long)after[i].raw,
-				 pm_state(&after[i]),
-				 (unsigned long long)before[i].raw,
-				 pm_state(&before[i]));
-	return bad_pages_done(&b);
-}
-
 /* ---- faults ---------------------------------------------------------------- */
-
-/*
- * Pages of [first, first + n) at addr where a write does not do what want
- * says (true: must fault with SIGSEGV; false: must land).
- */
-static int writes_check(char *addr, size_t first, size_t n, bool want_fault,
-			char *msg, size_t len)
-{
-	struct bad_pages b;
-
-	bad_pages_init(&b, msg, len);
-	for (size_t i = first; i < first + n; i++) {
-		int sig = access_signal(addr + i * pagesize, true);
-
-		if (want_fault && sig != SIGSEGV)
-			bad_page(&b, "page %zu (read-only): a write %s%s", i,
-				 sig ? "raised " : "landed", sig ? strsignal(sig) : "");
-		else if (!want_fault && sig)
-			bad_page(&b, "page %zu (writable): a write raised %s", i,
-				 strsignal(sig));
-	}
-	return bad_pages_done(&b);
-}
 
 /* ---- reclaim ----------------------------------------------------------------- */
 
@@ -792,55 +711,6 @@ TEST_F(swapout, soft_dirty)
 
 /* ---- 4. uffd-wp ------------------------------------------------------------------ */
 
-/* Serves uffd-wp faults: records the page, unprotects it, wakes the writer. */
-struct wp_server {
-	int uffd;
-	char *base;
-	size_t nr;
-	int *faults;		/* WP faults per page */
-	volatile int stop;
-	int other;		/* anything else it saw */
-	pthread_t thread;
-};
-
-static void *wp_serve(void *arg)
-{
-	struct wp_server *s = arg;
-	struct pollfd pfd = { .fd = s->uffd, .events = POLLIN };
-
-	while (!s->stop) {
-		struct uffdio_writeprotect wp = { 0 };
-		struct uffd_msg msg;
-		uintptr_t addr, base = (uintptr_t)s->base;
-
-		if (poll(&pfd, 1, 20) <= 0)
-			continue;
-		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg))
-			continue;
-		if (msg.event != UFFD_EVENT_PAGEFAULT) {
-			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
-			continue;
-		}
-		addr = msg.arg.pagefault.address & ~(uintptr_t)(pagesize - 1);
-		if (!(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) ||
-		    addr < base || addr >= base + s->nr * pagesize)
-			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
-		else
-			__atomic_add_fetch(&s->faults[(addr - base) / pagesize],
-					   1, __ATOMIC_SEQ_CST);
-		wp.range.start = addr;
-		wp.range.len = pagesize;
-		wp.mode = 0;		/* unprotect, and wake the writer */
-		if (ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp)) {
-			struct uffdio_range r = { .start = addr, .len = pagesize };
-
-			__atomic_add_fetch(&s->other, 1, __ATOMIC_SEQ_CST);
-			ioctl(s->uffd, UFFDIO_WAKE, &r);
-		}
-	}
-	return NULL;
-}
-
 /*
  * PAGEMAP_SCAN categories (PAGE_IS_WRITTEN|PRESENT|SWAPPED) of n pages
  * into cat: 0, or -errno (-ENOTTY/-EINVAL: a kernel without it).
@@ -939,42 +809,17 @@ static int uffd_wp_check(const struct pm_entry *e, size_t n, unsigned int want,
  */
 TEST_F(swapout, uffd_wp)
 {
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { 0 };
-	struct uffdio_writeprotect wp = { 0 };
 	uint64_t seed2 = pattern_seed(41);
-	struct wp_server s = { .uffd = -1 };
+	struct wp_server s = { 0 };
 	bool scan;
 	struct bad_pages b;
+	int uffd;
 
 	FOLIO_BUILD(self, 4);
-#ifdef __NR_userfaultfd
-	s.uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-#else
-	errno = ENOSYS;
-#endif
-	if (s.uffd < 0)
-		SKIP(return, "userfaultfd: %s", strerror(errno));
-	if (ioctl(s.uffd, UFFDIO_API, &api)) {
-		close(s.uffd);
-		SKIP(return, "UFFDIO_API: %s", strerror(errno));
-	}
-	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-		close(s.uffd);
-		SKIP(return, "userfaultfd without write-protect (UFFD_FEATURE_PAGEFAULT_FLAG_WP)");
-	}
-	reg.range.start = (uintptr_t)self->f.addr;
-	reg.range.len = self->size;
-	reg.mode = UFFDIO_REGISTER_MODE_WP;
-	if (ioctl(s.uffd, UFFDIO_REGISTER, &reg)) {
-		close(s.uffd);
-		SKIP(return, "UFFDIO_REGISTER_MODE_WP on anonymous memory: %s",
-		     strerror(errno));
-	}
-	wp.range = reg.range;
-	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-	ASSERT_EQ(0, ioctl(s.uffd, UFFDIO_WRITEPROTECT, &wp))
-		TH_LOG("UFFDIO_WRITEPROTECT: %s", strerror(errno));
+	uffd = uffd_wp_open(self->f.addr, self->size, 0, true, self->why,
+			    sizeof(self->why));
+	if (uffd < 0)
+		SKIP(return, "%s", self->why);
 	ASSERT_EQ(0, pagemap_read(self->f.addr, self->nr, self->pm));
 	ASSERT_EQ(0, uffd_wp_check(self->pm, self->nr, ST_PRESENT, self->why,
 				   sizeof(self->why)))
@@ -1008,14 +853,8 @@ TEST_F(swapout, uffd_wp)
 			       sizeof(self->why)))
 		TH_LOG("after swap-in: %s", self->why);
 
-	s.base = self->f.addr;
-	s.nr = self->nr;
-	s.faults = calloc(self->nr, sizeof(int));
-	ASSERT_NE(NULL, s.faults);
-	ASSERT_EQ(0, pthread_create(&s.thread, NULL, wp_serve, &s));
+	ASSERT_EQ(0, wp_server_start(&s, uffd, self->f.addr, self->nr));
 	pattern_fill_range(self->f.addr, self->nr, seed2, 0);
-	s.stop = 1;
-	pthread_join(s.thread, NULL);
 	bad_pages_init(&b, self->why, sizeof(self->why));
 	for (size_t i = 0; i < self->nr; i++)
 		if (s.faults[i] != 1)
@@ -1031,8 +870,8 @@ TEST_F(swapout, uffd_wp)
 			       PAGE_IS_PRESENT | PAGE_IS_WRITTEN, 0, &scan,
 			       self->why, sizeof(self->why)))
 		TH_LOG("after the writes: %s", self->why);
-	free(s.faults);
-	close(s.uffd);
+	wp_server_stop(&s);
+	close(uffd);
 }
 
 /* ---- 5. fork-shared folio -------------------------------------------------------- */
@@ -1375,34 +1214,6 @@ TEST_F(swapout, pinned_subpage)
 }
 
 /* ---- 7. abandoned unmap ------------------------------------------------------- */
-
-/*
- * Pin pages with an io_uring fixed buffer (FOLL_PIN | FOLL_LONGTERM)
- * through the raw syscalls: no liburing needed. The ring's fd, or -errno.
- */
-static int pin_pages(void *addr, size_t len)
-{
-	struct io_uring_params p;
-	struct iovec iov = { addr, len };
-	int fd, err;
-
-	memset(&p, 0, sizeof(p));
-	fd = syscall(__NR_io_uring_setup, 1, &p);
-	if (fd < 0)
-		return -errno;
-	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-static void unpin_pages(int fd)
-{
-	syscall(__NR_io_uring_register, fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
-	close(fd);
-}
 
 /*
  * Abandoned unmap restores the PTEs exactly: a folio in the swap cache
