@@ -26,22 +26,29 @@
 	FIXTURE_VARIANT_ADD(fixture, 2048kB) { .size_kb = 2048 }
 
 /*
- * Common setup of a folio-size fixture (self needs "struct kmsg_watch
- * kmsg"): root, the size offered, only that size enabled, log watched.
+ * Common setup of a fixture (self needs "struct kmsg_watch kmsg"): root,
+ * log watched, stack grown. FOLIO_SETUP adds an anonymous folio size:
+ * offered, and the only size enabled.
  */
-#define FOLIO_SETUP(size)						\
+#define FOLIO_SETUP_COMMON()						\
 	do {								\
 		folio_test_started();					\
 		if (!is_root())						\
 			SKIP(return, "needs root (pagemap PFNs, THP sysfs)"); \
+		kmsg_begin(&self->kmsg);				\
+		stack_prefault();					\
+		maps_prefault();					\
+	} while (0)
+
+#define FOLIO_SETUP(size)						\
+	do {								\
+		FOLIO_SETUP_COMMON();					\
 		if (!mthp_size_offered(size))				\
 			SKIP(return, "kernel offers no %zu kB folios",	\
 			     (size_t)(size) / 1024);			\
 		ASSERT_EQ(0, mthp_only(size))				\
 			TH_LOG("cannot enable %zu kB folios",		\
 			       (size_t)(size) / 1024);			\
-		kmsg_begin(&self->kmsg);				\
-		stack_prefault();					\
 	} while (0)
 
 /*
@@ -73,13 +80,23 @@
 		char bad_line[512] = "";				\
 		int bad_lines;						\
 									\
-		EXPECT_EQ(0, settings_restore())			\
+		/*							\
+		 * Plain ifs, not EXPECT: after an ASSERT the harness	\
+		 * still has its handler armed, and an EXPECT that	\
+		 * holds would print its message.			\
+		 */							\
+		if (settings_restore()) {				\
 			TH_LOG("THP settings did not read back as saved"); \
+			_metadata->exit_code = KSFT_FAIL;		\
+		}							\
 		bad_lines = kmsg_check(&self->kmsg, bad_line,		\
 				       sizeof(bad_line));		\
 		kmsg_end(&self->kmsg);					\
-		EXPECT_EQ(0, bad_lines)					\
-			TH_LOG("kernel log during the test: %s", bad_line); \
+		if (bad_lines) {					\
+			TH_LOG("kernel log during the test: %d bad lines, the first: %s", \
+			       bad_lines, bad_line);			\
+			_metadata->exit_code = KSFT_FAIL;		\
+		}							\
 	} while (0)
 
 /*
@@ -110,8 +127,16 @@ static inline void folio_stop_running_test(void)
 	waitpid(pid, NULL, 0);
 }
 
-/* main(): save every THP setting first so that any exit restores it. */
-#define FOLIO_TEST_MAIN							\
+static inline void folio_test_no_prepare(void)
+{
+}
+
+/*
+ * main(): save every THP setting first so that any exit restores it; then
+ * prepare() (as root: e.g. scratch file systems every test uses), then the
+ * harness.
+ */
+#define FOLIO_TEST_MAIN_WITH(prepare)					\
 	int main(int argc, char **argv)					\
 	{								\
 		folio_util_init();					\
@@ -123,8 +148,11 @@ static inline void folio_stop_running_test(void)
 				folio_running_test = NULL;		\
 			settings_save();				\
 			settings_on_signal(folio_stop_running_test);	\
+			prepare();					\
 		}							\
 		return test_harness_run(argc, argv);			\
 	}
+
+#define FOLIO_TEST_MAIN FOLIO_TEST_MAIN_WITH(folio_test_no_prepare)
 
 #endif /* FOLIO_TEST_H */

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <poll.h>
@@ -196,7 +197,7 @@ const char *pm_state(const struct pm_entry *e)
 
 /* ---- kpageflags -------------------------------------------------------- */
 
-bool kpageflags_read(uint64_t pfn, uint64_t *flags)
+bool kpageflags_read_range(uint64_t pfn, size_t n, uint64_t *flags)
 {
 	static int fd = -2;
 
@@ -204,7 +205,12 @@ bool kpageflags_read(uint64_t pfn, uint64_t *flags)
 		fd = open("/proc/kpageflags", O_RDONLY);
 	if (fd < 0)
 		return false;
-	return pread(fd, flags, 8, pfn * 8) == 8;
+	return pread(fd, flags, 8 * n, pfn * 8) == (ssize_t)(8 * n);
+}
+
+bool kpageflags_read(uint64_t pfn, uint64_t *flags)
+{
+	return kpageflags_read_range(pfn, 1, flags);
 }
 
 /* ---- THP / mTHP settings ----------------------------------------------- */
@@ -440,11 +446,17 @@ int settings_restore(void)
 			write_file(saved[i].path, saved[i].value);
 	for (int i = 0; i < nr_saved; i++) {
 		if (read_file(saved[i].path, buf, sizeof(buf)) < 0) {
+			fprintf(stderr, "# settings: %s cannot be read\n",
+				saved[i].path);
 			bad++;
 			continue;
 		}
 		settings_parse_value(buf, now, sizeof(now));
-		bad += strcmp(now, saved[i].value) != 0;
+		if (strcmp(now, saved[i].value)) {
+			fprintf(stderr, "# settings: %s reads '%s', saved '%s'\n",
+				saved[i].path, now, saved[i].value);
+			bad++;
+		}
 	}
 	return bad ? -EIO : 0;
 }
@@ -491,6 +503,50 @@ int mthp_only(size_t size)
 	for (int i = 0; i < n; i++) {
 		ret = mthp_set_enabled(sizes[i],
 				       sizes[i] == size ? "madvise" : "never");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static bool per_size_shmem(void)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/hugepages-%zukB/shmem_enabled",
+		 sysfs_root, pmdsize / 1024);
+	return stat(path, &st) == 0;
+}
+
+bool shmem_size_offered(size_t size)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!per_size_shmem()) {
+		snprintf(path, sizeof(path), "%s/shmem_enabled", sysfs_root);
+		return size == pmdsize && stat(path, &st) == 0;
+	}
+	snprintf(path, sizeof(path), "%s/hugepages-%zukB/shmem_enabled",
+		 sysfs_root, size / 1024);
+	return stat(path, &st) == 0;
+}
+
+int shmem_mthp_only(size_t size)
+{
+	char rel[64];
+	int ret;
+
+	ret = setting_set("shmem_enabled", size == pmdsize ? "always" : "never");
+	if (ret || !per_size_shmem())
+		return ret ? ret : size == pmdsize ? 0 : -ENOENT;
+	for (size_t s = 2 * pagesize; s <= pmdsize; s *= 2) {
+		snprintf(rel, sizeof(rel), "hugepages-%zukB/shmem_enabled",
+			 s / 1024);
+		if (!shmem_size_offered(s))
+			continue;
+		ret = setting_set(rel, s == size ? "always" : "never");
 		if (ret)
 			return ret;
 	}
@@ -908,6 +964,54 @@ void lru_reclaim_fini(struct lru_reclaim *r)
 	r->kind = LRU_NONE;
 }
 
+/*
+ * cgroup v1 reclaim of bytes, file pages only (swappiness 0): a limit
+ * below the usage reclaims down to it and gives up at the first pass
+ * without progress (EBUSY), where force_empty retries, throttled, for the
+ * pages it cannot reclaim. A child outside the cgroup sets and lifts the
+ * limit: while it holds, any charge to the cgroup invokes its OOM killer.
+ * Only without swapping: a page of ours swapped out is charged back to the
+ * cgroup when any process, that child too, faults it in.
+ * -ENOENT when the files are not there.
+ */
+static int v1_limit_reclaim(struct lru_reclaim *r, size_t bytes)
+{
+	char path[700], usage_path[700], buf[64];
+	int status, fd, ret;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", r->cgroup);
+	if (access(path, W_OK))
+		return -ENOENT;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		unsigned long long usage;
+
+		snprintf(buf, sizeof(buf), "%d", getpid());
+		if (write_file(r->parent_procs, buf))
+			_exit(3);
+		snprintf(usage_path, sizeof(usage_path), "%s/memory.usage_in_bytes",
+			 r->cgroup);
+		if (read_file(usage_path, buf, sizeof(buf)) <= 0)
+			_exit(4);
+		usage = strtoull(buf, NULL, 10);
+		fd = open(path, O_WRONLY);
+		if (fd < 0)
+			_exit(5);
+		snprintf(buf, sizeof(buf), "%llu", usage > bytes ? usage - bytes : 0);
+		ret = pwrite(fd, buf, strlen(buf), 0) < 0 ? errno : 0;
+		if (pwrite(fd, "-1", 2, 0) != 2)
+			_exit(6);
+		/* EBUSY: not all of it could be reclaimed; that is an answer. */
+		_exit(ret && ret != EBUSY && ret != EAGAIN ? 7 : 0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -errno;
+	return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -EIO;
+}
+
 int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness)
 {
 	char buf[64];
@@ -924,6 +1028,11 @@ int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness)
 		snprintf(buf, sizeof(buf), "%d", swappiness < 0 ? 60 :
 			 swappiness > 100 ? 100 : swappiness);
 		write_file(path, buf);
+		if (swappiness == 0) {
+			ret = v1_limit_reclaim(r, bytes);
+			if (ret != -ENOENT)
+				return ret;
+		}
 		ret = write_file(r->path, "0");
 		/* EBUSY: not all of it could be reclaimed; that is an answer. */
 		return ret == -EBUSY || ret == -EAGAIN ? 0 : ret;
@@ -953,6 +1062,26 @@ int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
 		usleep(1000);
 	}
 	return 0;
+}
+
+struct unmapped_arg {
+	const void *addr;
+	size_t n;
+};
+
+static bool all_unmapped(void *arg)
+{
+	struct unmapped_arg *u = arg;
+
+	return pages_present(u->addr, u->n) == 0;
+}
+
+int lru_until_unmapped(struct lru_reclaim *r, size_t bytes, int swappiness,
+		       const void *addr, size_t n, int rounds)
+{
+	struct unmapped_arg u = { addr, n };
+
+	return lru_reclaim_until(r, bytes, swappiness, all_unmapped, &u, rounds);
 }
 
 static bool never(void *arg)
@@ -1228,10 +1357,28 @@ void *mmap_aligned(size_t len, size_t align, int prot)
 	return a;
 }
 
+static bool cross_visited(size_t nr, size_t k)
+{
+	size_t mid = nr / 2;
+
+	return k <= 3 || k >= nr - 3 || (k >= mid - 1 && k <= mid + 1) ||
+	       k % (nr / 16) == 0;
+}
+
+size_t cross_next(size_t nr, size_t k)
+{
+	const char *all = getenv("FOLIO_ALL_OFFSETS");
+
+	for (k++; k < nr; k++)
+		if (nr <= 32 || (all && !strcmp(all, "1")) || cross_visited(nr, k))
+			break;
+	return k;
+}
+
 int folio_check(const struct large_folio *f, char *why, size_t len)
 {
 	struct pm_entry *e = calloc(f->nr, sizeof(*e));
-	uint64_t flags, pfn0;
+	uint64_t flags, pfn0, *tails = NULL;
 	int ret = -1;
 
 	if (!e || pagemap_read(f->addr, f->nr, e)) {
@@ -1268,17 +1415,21 @@ int folio_check(const struct large_folio *f, char *why, size_t len)
 				 (unsigned long long)flags);
 			goto out;
 		}
+		/* the tails, and the PFN after them: a head or a small page */
+		tails = calloc(f->nr, sizeof(*tails));
+		if (!tails || !kpageflags_read_range(pfn0 + 1, f->nr, tails)) {
+			snprintf(why, len, "cannot read kpageflags");
+			goto out;
+		}
 		for (size_t i = 1; i < f->nr; i++)
-			if (kpageflags_read(pfn0 + i, &flags) &&
-			    !kpf(flags, KPF_COMPOUND_TAIL)) {
+			if (!kpf(tails[i - 1], KPF_COMPOUND_TAIL)) {
 				snprintf(why, len, "PFN %#llx: kpageflags %#llx, expected a compound tail",
 					 (unsigned long long)(pfn0 + i),
-					 (unsigned long long)flags);
+					 (unsigned long long)tails[i - 1]);
 				goto out;
 			}
 		/* The folio must end where the size says, not be larger. */
-		if (kpageflags_read(pfn0 + f->nr, &flags) &&
-		    kpf(flags, KPF_COMPOUND_TAIL)) {
+		if (kpf(tails[f->nr - 1], KPF_COMPOUND_TAIL)) {
 			snprintf(why, len, "PFN %#llx after the folio is a tail: folio larger than %zu kB",
 				 (unsigned long long)(pfn0 + f->nr), f->size / 1024);
 			goto out;
@@ -1286,6 +1437,7 @@ int folio_check(const struct large_folio *f, char *why, size_t len)
 	}
 	ret = 0;
 out:
+	free(tails);
 	free(e);
 	return ret;
 }
@@ -1700,6 +1852,30 @@ void stack_prefault(void)
 
 	for (size_t i = 0; i < sizeof(buf); i += 1024)
 		buf[i] = 0;
+}
+
+void maps_prefault(void)
+{
+	char buf[65536], *line;
+	unsigned long start, end;
+	volatile char sink;
+	char perms[8];
+	long n;
+
+	n = read_file("/proc/self/maps", buf, sizeof(buf));
+	if (n <= 0)
+		return;
+	for (line = buf; line && *line; line = strchr(line, '\n'),
+	     line = line ? line + 1 : NULL) {
+		unsigned long ino;
+
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &start, &end, perms,
+			   &ino) != 4 || perms[0] != 'r' || !ino)
+			continue;
+		for (unsigned long a = start; a < end; a += pagesize)
+			sink = *(volatile char *)a;
+	}
+	(void)sink;
 }
 
 bool soft_dirty_supported(void)

@@ -104,6 +104,8 @@ const char *pm_state(const struct pm_entry *e);
 
 /* Flags of one PFN; false when /proc/kpageflags cannot be read. */
 bool kpageflags_read(uint64_t pfn, uint64_t *flags);
+/* Flags of n PFNs from pfn on, in one read. */
+bool kpageflags_read_range(uint64_t pfn, size_t n, uint64_t *flags);
 static inline bool kpf(uint64_t flags, int bit)
 {
 	return flags & (1ULL << bit);
@@ -156,6 +158,17 @@ int mthp_set_enabled(size_t size, const char *mode);
  * Without per-size sysfs: the top-level "enabled" -> "madvise".
  */
 int mthp_only(size_t size);
+
+/*
+ * Shmem folio sizes (memfd, MAP_SHARED anonymous): a size is offered when
+ * hugepages-<size>kB/shmem_enabled exists (6.11+), else the PMD size when
+ * the top-level shmem_enabled does. shmem_mthp_only(size): that size
+ * "always", every other "never"; the top-level shmem_enabled "always" for
+ * the PMD size (what memfds follow on kernels before per-size control
+ * reached them), else "never".
+ */
+bool shmem_size_offered(size_t size);
+int shmem_mthp_only(size_t size);
 
 /* For tests of the helpers themselves: restore from another sysfs root. */
 void settings_set_root(const char *root);
@@ -231,7 +244,8 @@ struct lru_reclaim {
 /*
  * Pick the LRU reclaim driver: a child cgroup of the cgroup v2 memory
  * controller, reclaimed through memory.reclaim; else one of the cgroup v1
- * memory controller, reclaimed through memory.force_empty (this process is
+ * memory controller, reclaimed through memory.force_empty, or for file
+ * pages alone a memory.limit_in_bytes below the usage (this process is
  * moved into it, so pages it faults from now on are charged there and
  * reclaim targets them); else the node reclaim file, which scans a small
  * cgroup's LRU only at low priority, so may take many rounds. Pins the process to the
@@ -248,6 +262,15 @@ int lru_reclaim_once(struct lru_reclaim *r, size_t bytes, int swappiness);
  */
 int lru_reclaim_until(struct lru_reclaim *r, size_t bytes, int swappiness,
 		      bool (*done)(void *), void *arg, int rounds);
+
+/*
+ * LRU reclaim of bytes until none of the n pages at addr is mapped
+ * (present), at most rounds times: the round it held in, or 0. Asking for
+ * little keeps a round short: a pass that finds nothing more to reclaim
+ * is throttled (100 ms).
+ */
+int lru_until_unmapped(struct lru_reclaim *r, size_t bytes, int swappiness,
+		       const void *addr, size_t n, int rounds);
 
 /* Reclaim rounds (bounded), for folios meant to stay: nothing to wait for. */
 void lru_reclaim_rounds(struct lru_reclaim *r, size_t bytes, int swappiness,
@@ -347,6 +370,16 @@ void folio_destroy(struct large_folio *f);
  * a folio it sees only partly, as it would see a PMD-crossing one.
  */
 int folio_move(struct large_folio *f, long cross, char *why, size_t len);
+/*
+ * The PMD offsets a crossing test visits, in turn: k = cross_next(nr, 0)
+ * is the first, cross_next(nr, k) the one after k, nr the end. Every
+ * offset of a folio of up to 32 pages; of a larger one the offsets next to
+ * its ends and its middle, and every nr/16th (where a batch's length is
+ * cut by the page table, off-by-one bugs sit at the ends), unless the
+ * environment sets FOLIO_ALL_OFFSETS=1.
+ */
+size_t cross_next(size_t nr, size_t k);
+
 /*
  * Check that every page of f is present and maps PFN pfn0 + i, that pfn0
  * is aligned to the folio size, and (root) that kpageflags shows one
@@ -450,6 +483,12 @@ bool is_root(void);
  * did to its memory.
  */
 void stack_prefault(void);
+/*
+ * Read every page of the file-backed mappings there are (the program's
+ * and its libraries' text and data): RssFile deltas then show only what a
+ * test did to its own files.
+ */
+void maps_prefault(void);
 /* Does pagemap report soft-dirty (CONFIG_MEM_SOFT_DIRTY)? */
 bool soft_dirty_supported(void);
 /* Is any swap device active (/proc/swaps has an entry)? */

@@ -74,18 +74,6 @@ FIXTURE_TEARDOWN(lazyfree)
 			       (self)->size / 1024);			\
 	} while (0)
 
-struct range {
-	char *addr;
-	size_t nr;
-};
-
-static bool range_gone(void *arg)
-{
-	struct range *r = arg;
-
-	return pages_present(r->addr, r->nr) == 0;
-}
-
 /*
  * LRU reclaim (not MADV_PAGEOUT, which splits a folio it sees only partly
  * in one page table or VMA): until the range is gone, or a few rounds when
@@ -93,9 +81,7 @@ static bool range_gone(void *arg)
  */
 static int lru_until_gone(struct lru_reclaim *lru, char *addr, size_t nr)
 {
-	struct range r = { addr, nr };
-
-	return lru_reclaim_until(lru, 64 << 20, 0, range_gone, &r, 30);
+	return lru_until_unmapped(lru, 64 << 20, 0, addr, nr, 30);
 }
 
 static void lru_rounds(struct lru_reclaim *lru, int rounds)

@@ -15,6 +15,7 @@ folio_builder folio_builder -
 lazyfree lazyfree -
 swapout swapout - -F swapout_destructive
 swapout swapout destructive -f swapout_destructive
+filemap filemap -
 '
 
 usage() {
@@ -32,6 +33,7 @@ categories:
   folio_builder  the large-folio builder over every size and PMD offset
   lazyfree       reclaim of lazyfree (MADV_FREE) large folios
   swapout        swap-out of anonymous large folios (needs swap; -d: hwpoison)
+  filemap        reclaim and zap of file (ext4, xfs) and shmem large folios
 EOF
 }
 
