@@ -15,6 +15,7 @@ folio_builder folio_builder -
 lazyfree lazyfree -
 swapout swapout - -F swapout_destructive
 swapout swapout destructive -f swapout_destructive
+ptebatch ptebatch -
 '
 
 usage() {
@@ -32,6 +33,7 @@ categories:
   folio_builder  the large-folio builder over every size and PMD offset
   lazyfree       reclaim of lazyfree (MADV_FREE) large folios
   swapout        swap-out of anonymous large folios (needs swap; -d: hwpoison)
+  ptebatch       zap, fork, mprotect, mremap and MADV_FREE over large folios
 EOF
 }
 
