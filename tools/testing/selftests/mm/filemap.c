@@ -343,10 +343,10 @@ static int fm_file_fill(struct fm *m, off_t from, size_t chunks)
 
 /*
  * Shmem: folios come from faults (a write(2) gets small ones), so each
- * chunk is read-faulted through a temporary mapping that allows large
- * folios; the pattern then goes in by pwrite unless clean is asked for:
- * a clean folio is zero-filled and not dirty, so the only record of a
- * later store through a mapping is its PTE's dirty bit.
+ * chunk is read-faulted through a temporary MADV_HUGEPAGE mapping; the
+ * pattern then goes in by pwrite unless clean is asked for: a clean folio
+ * is zero-filled and not dirty, so the only record of a later store
+ * through a mapping is its PTE's dirty bit.
  */
 static int fm_shmem_fill(struct fm *m, off_t from, size_t chunks, bool clean)
 {
@@ -359,7 +359,8 @@ static int fm_shmem_fill(struct fm *m, off_t from, size_t chunks, bool clean)
 		return -ENOMEM;
 	tmp = mmap_aligned(len, m->size, 0);
 	if (tmp == MAP_FAILED ||
-	    mmap(tmp, len, PROT_READ, MAP_SHARED | MAP_FIXED, m->fd, from) == MAP_FAILED) {
+	    mmap(tmp, len, PROT_READ, MAP_SHARED | MAP_FIXED, m->fd, from) == MAP_FAILED ||
+	    madvise(tmp, len, MADV_HUGEPAGE)) {
 		free(buf);
 		return -errno;
 	}

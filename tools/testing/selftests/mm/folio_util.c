@@ -538,7 +538,7 @@ int shmem_mthp_only(size_t size)
 	char rel[64];
 	int ret;
 
-	ret = setting_set("shmem_enabled", size == pmdsize ? "always" : "never");
+	ret = setting_set("shmem_enabled", size == pmdsize ? "advise" : "never");
 	if (ret || !per_size_shmem())
 		return ret ? ret : size == pmdsize ? 0 : -ENOENT;
 	for (size_t s = 2 * pagesize; s <= pmdsize; s *= 2) {
@@ -546,7 +546,7 @@ int shmem_mthp_only(size_t size)
 			 s / 1024);
 		if (!shmem_size_offered(s))
 			continue;
-		ret = setting_set(rel, s == size ? "always" : "never");
+		ret = setting_set(rel, s == size ? "advise" : "never");
 		if (ret)
 			return ret;
 	}
@@ -1282,6 +1282,12 @@ static int mismatches_done(struct mismatches *m)
 	return m->bad;
 }
 
+bool page_verify(const void *page, uint64_t seed, uint64_t index,
+		 unsigned int want, char *one, size_t len)
+{
+	return page_ok(page, seed, 0, index, want, one, len);
+}
+
 int verify_pages(const void *addr, size_t n, uint64_t seed,
 		 uint64_t first_index, const unsigned int *allowed,
 		 bool per_page, char *msg, size_t len)
@@ -1442,11 +1448,19 @@ out:
 	return ret;
 }
 
-/* Fault one folio at addr (a fresh mapping of exactly size bytes). */
-static int fault_folio(char *addr, size_t size, uint64_t seed)
+/*
+ * Fault one folio at addr (a fresh mapping of exactly size bytes):
+ * anonymous, or of the memfd fd (emptied first, so that a retry does not
+ * find the last attempt's small folios in the page cache).
+ */
+static int fault_folio(char *addr, size_t size, uint64_t seed, int fd)
 {
-	if (mmap(addr, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+	int flags = fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED;
+
+	if (fd >= 0 && (ftruncate(fd, 0) || ftruncate(fd, size)))
+		return -errno;
+	if (mmap(addr, size, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd,
+		 0) == MAP_FAILED)
 		return -errno;
 	if (madvise(addr, size, MADV_HUGEPAGE))
 		return -errno;
@@ -1454,8 +1468,8 @@ static int fault_folio(char *addr, size_t size, uint64_t seed)
 	return 0;
 }
 
-int folio_build(size_t size, long cross, uint64_t seed,
-		struct large_folio *f, char *why, size_t len)
+static int build(size_t size, long cross, uint64_t seed, bool shmem,
+		 struct large_folio *f, char *why, size_t len)
 {
 	size_t nr = size / pagesize;
 	struct pm_entry e;
@@ -1468,6 +1482,14 @@ int folio_build(size_t size, long cross, uint64_t seed,
 		snprintf(why, len, "bad folio request: %zu bytes, cross %ld",
 			 size, cross);
 		return -EINVAL;
+	}
+	if (shmem) {
+		f->fd = memfd_create("folio_util", MFD_CLOEXEC);
+		if (f->fd < 0) {
+			snprintf(why, len, "memfd_create: %s", strerror(errno));
+			return -errno;
+		}
+		f->shmem = true;
 	}
 	/*
 	 * Reservation, PMD-aligned: [0, PMD) guard, [PMD, 2 PMD) where the
@@ -1488,7 +1510,7 @@ int folio_build(size_t size, long cross, uint64_t seed,
 	f->seed = seed;
 	src = f->resv + pmdsize;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ret = fault_folio(src, size, seed);
+		ret = fault_folio(src, size, seed, shmem ? f->fd : -1);
 		if (ret) {
 			snprintf(why, len, "mapping the folio: %s", strerror(-ret));
 			goto fail;
@@ -1515,6 +1537,18 @@ fail:
 	return ret;
 }
 
+int folio_build(size_t size, long cross, uint64_t seed,
+		struct large_folio *f, char *why, size_t len)
+{
+	return build(size, cross, seed, false, f, why, len);
+}
+
+int shmem_folio_build(size_t size, long cross, uint64_t seed,
+		      struct large_folio *f, char *why, size_t len)
+{
+	return build(size, cross, seed, true, f, why, len);
+}
+
 int folio_move(struct large_folio *f, long cross, char *why, size_t len)
 {
 	char *dst = f->resv + 3 * pmdsize - cross * pagesize;
@@ -1531,6 +1565,9 @@ int folio_move(struct large_folio *f, long cross, char *why, size_t len)
 	}
 	f->addr = dst;
 	f->cross = cross;
+	/* a shmem PMD mapping is dropped by the move: fault it in again */
+	for (size_t i = 0; f->shmem && i < f->nr; i++)
+		(void)*(volatile char *)(f->addr + i * pagesize);
 	return folio_check(f, why, len) ? -EIO : 0;
 }
 
@@ -1538,6 +1575,9 @@ void folio_destroy(struct large_folio *f)
 {
 	if (f->resv)
 		munmap(f->resv, f->resv_len);
+	if (f->shmem)
+		close(f->fd);
+	f->shmem = false;
 	f->resv = NULL;
 	f->addr = NULL;
 }
@@ -1592,23 +1632,33 @@ int pm_unchanged(const struct pm_entry *before, const struct pm_entry *after,
 	return bad_pages_done(&b);
 }
 
-int writes_check(char *addr, size_t first, size_t n, bool want_fault,
-		 char *msg, size_t len)
+int access_check(char *addr, size_t first, size_t n, bool write,
+		 bool want_fault, char *msg, size_t len)
 {
+	const char *what = write ? "write" : "read";
+	const char *state = want_fault ? (write ? "read-only" : "inaccessible") :
+					 (write ? "writable" : "readable");
 	struct bad_pages b;
 
 	bad_pages_init(&b, msg, len);
 	for (size_t i = first; i < first + n; i++) {
-		int sig = access_signal(addr + i * pagesize, true);
+		int sig = access_signal(addr + i * pagesize, write);
 
 		if (want_fault && sig != SIGSEGV)
-			bad_page(&b, "page %zu (read-only): a write %s%s", i,
-				 sig ? "raised " : "landed", sig ? strsignal(sig) : "");
+			bad_page(&b, "page %zu (%s): a %s %s%s", i, state, what,
+				 sig ? "raised " : write ? "landed" : "went through",
+				 sig ? strsignal(sig) : "");
 		else if (!want_fault && sig)
-			bad_page(&b, "page %zu (writable): a write raised %s", i,
-				 strsignal(sig));
+			bad_page(&b, "page %zu (%s): a %s raised %s", i, state,
+				 what, strsignal(sig));
 	}
 	return bad_pages_done(&b);
+}
+
+int writes_check(char *addr, size_t first, size_t n, bool want_fault,
+		 char *msg, size_t len)
+{
+	return access_check(addr, first, n, true, want_fault, msg, len);
 }
 
 /* ---- pins and userfaultfd ------------------------------------------------- */

@@ -12,8 +12,9 @@
  *   smaps       Rss, LazyFree, AnonHugePages, ... of the VMAs of a range
  *   reclaim     MADV_PAGEOUT, and LRU reclaim (cgroup v2 memory.reclaim or
  *               node reclaim), repeated until a condition holds
- *   builder     one large folio of a given size, physically contiguous,
- *               aligned or straddling a PMD boundary at any page offset
+ *   builder     one large folio of a given size, anonymous or shmem,
+ *               physically contiguous, aligned or straddling a PMD
+ *               boundary at any page offset
  *   patterns    per-page data unique per page and run, and a classifier
  *   kmsg        kernel-log watcher for WARNING/BUG/Bad page lines
  */
@@ -163,9 +164,10 @@ int mthp_only(size_t size);
  * Shmem folio sizes (memfd, MAP_SHARED anonymous): a size is offered when
  * hugepages-<size>kB/shmem_enabled exists (6.11+), else the PMD size when
  * the top-level shmem_enabled does. shmem_mthp_only(size): that size
- * "always", every other "never"; the top-level shmem_enabled "always" for
- * the PMD size (what memfds follow on kernels before per-size control
- * reached them), else "never".
+ * "advise" (MADV_HUGEPAGE mappings of a memfd get it), every other
+ * "never"; the top-level shmem_enabled "advise" for the PMD size (what
+ * memfds follow on kernels where per-size control is for anonymous shmem
+ * only), else "never".
  */
 bool shmem_size_offered(size_t size);
 int shmem_mthp_only(size_t size);
@@ -314,6 +316,13 @@ const char *page_class_name(enum page_class c);
 enum page_class pattern_classify(const void *page, uint64_t seed,
 				 uint64_t index, uint64_t *other);
 /*
+ * One page, wherever it is mapped, against (seed, index): true when it is
+ * one of the classes in want, else false and described in one
+ * ("page 3: expected original, seen zero").
+ */
+bool page_verify(const void *page, uint64_t seed, uint64_t index,
+		 unsigned int want, char *one, size_t len);
+/*
  * Check n pages against (seed, first_index + i): page i must be one of the
  * classes in allowed[i] (or allowed[0] for all when per_page is false).
  * Returns the number of pages that are not; describes the first few in
@@ -349,6 +358,8 @@ struct large_folio {
 	size_t resv_len;
 	uint64_t seed;		/* pattern seed the pages were filled with */
 	uint64_t pfn;		/* first PFN (0 when not root) */
+	bool shmem;		/* shmem_folio_build(): in the memfd fd */
+	int fd;
 };
 
 /*
@@ -362,6 +373,14 @@ struct large_folio {
  */
 int folio_build(size_t size, long cross, uint64_t seed,
 		struct large_folio *f, char *why, size_t len);
+/*
+ * The same for a shmem folio: a memfd of the folio's size mapped MAP_SHARED
+ * (and MADV_HUGEPAGE), filled through the mapping; f->fd is the memfd,
+ * closed by folio_destroy(). Settings: the caller enables the size
+ * (shmem_mthp_only).
+ */
+int shmem_folio_build(size_t size, long cross, uint64_t seed,
+		      struct large_folio *f, char *why, size_t len);
 void folio_destroy(struct large_folio *f);
 /*
  * Move an aligned folio so that a PMD boundary falls before its page k,
@@ -413,6 +432,9 @@ int pm_unchanged(const struct pm_entry *before, const struct pm_entry *after,
  */
 int writes_check(char *addr, size_t first, size_t n, bool want_fault,
 		 char *msg, size_t len);
+/* The same for reads (write false) or writes (true). */
+int access_check(char *addr, size_t first, size_t n, bool write,
+		 bool want_fault, char *msg, size_t len);
 
 /* ---- pins and userfaultfd ------------------------------------------------- */
 

@@ -16,6 +16,7 @@ lazyfree lazyfree -
 swapout swapout - -F swapout_destructive
 swapout swapout destructive -f swapout_destructive
 filemap filemap -
+ptebatch ptebatch -
 '
 
 usage() {
@@ -34,6 +35,7 @@ categories:
   lazyfree       reclaim of lazyfree (MADV_FREE) large folios
   swapout        swap-out of anonymous large folios (needs swap; -d: hwpoison)
   filemap        reclaim and zap of file (ext4, xfs) and shmem large folios
+  ptebatch       zap, fork, mprotect, mremap and MADV_FREE over large folios
 EOF
 }
 
