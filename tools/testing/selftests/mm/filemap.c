@@ -434,13 +434,23 @@ static int fm_file_verify(struct fm *m, const bool *written, const char *copy,
 	if (!m->shmem) {
 		long cached;
 
-		if (fsync(m->fd) || posix_fadvise(m->fd, 0, 0, POSIX_FADV_DONTNEED)) {
-			snprintf(m->why, sizeof(m->why), "fsync/fadvise: %s",
-				 strerror(errno));
+		if (fsync(m->fd)) {
+			snprintf(m->why, sizeof(m->why), "fsync: %s", strerror(errno));
 			free(buf);
 			return -1;
 		}
-		cached = fm_cached(m);
+		/*
+		 * A folio with an extra reference (in a per-CPU LRU batch,
+		 * or reclaim's just now) is not dropped: drain, try again.
+		 */
+		for (int tries = 0; tries < 10; tries++) {
+			lru_drain();
+			posix_fadvise(m->fd, 0, 0, POSIX_FADV_DONTNEED);
+			cached = fm_cached(m);
+			if (!cached)
+				break;
+			usleep(2000);
+		}
 		if (cached) {
 			snprintf(m->why, sizeof(m->why),
 				 "%ld pages still in the page cache after fsync and POSIX_FADV_DONTNEED",
@@ -1332,14 +1342,8 @@ TEST_F(shmem, uffd_wp)
 	ASSERT_EQ(0, wp_server_start(&s, uffd, m->map, m->nr));
 	for (size_t i = 0; i < m->nr; i++)
 		m->map[i * pagesize + 5] ^= 0x11;
-	bad_pages_init(&b, m->why, sizeof(m->why));
-	for (size_t i = 0; i < m->nr; i++)
-		if (s.faults[i] != 1)
-			bad_page(&b, "page %zu: %d uffd-wp faults on write, expected 1%s",
-				 i, s.faults[i],
-				 s.faults[i] ? "" : " (the write landed silently)");
-	EXPECT_EQ(0, bad_pages_done(&b)) TH_LOG("%s", m->why);
-	EXPECT_EQ(0, s.other) TH_LOG("faults that were not uffd-wp faults on the folio");
+	EXPECT_EQ(0, wp_faults_check(&s, m->why, sizeof(m->why)))
+		TH_LOG("writes after swap-in: %s", m->why);
 	wp_server_stop(&s);
 	close(uffd);
 	free(e);

@@ -1801,6 +1801,22 @@ int wp_server_start(struct wp_server *s, int uffd, char *base, size_t nr)
 	return 0;
 }
 
+int wp_faults_check(const struct wp_server *s, char *msg, size_t len)
+{
+	struct bad_pages b;
+
+	bad_pages_init(&b, msg, len);
+	for (size_t i = 0; i < s->nr; i++)
+		if (s->faults[i] != 1)
+			bad_page(&b, "page %zu: %d uffd-wp faults on write, expected 1%s",
+				 i, s->faults[i],
+				 s->faults[i] ? "" : " (the write landed silently)");
+	if (s->other)
+		bad_page(&b, "%d faults or events that were not uffd-wp faults on the range, or failed unprotects",
+			 s->other);
+	return bad_pages_done(&b);
+}
+
 void wp_server_stop(struct wp_server *s)
 {
 	if (!s->faults)

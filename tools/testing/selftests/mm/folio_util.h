@@ -472,6 +472,12 @@ struct wp_server {
 };
 int wp_server_start(struct wp_server *s, int uffd, char *base, size_t nr);
 void wp_server_stop(struct wp_server *s);
+/*
+ * After a write to every page: pages that did not raise exactly one
+ * uffd-wp fault (none: the write landed silently), and anything else the
+ * server saw, described in msg. 0 when every page faulted once.
+ */
+int wp_faults_check(const struct wp_server *s, char *msg, size_t len);
 
 /* ---- kernel log ----------------------------------------------------------- */
 

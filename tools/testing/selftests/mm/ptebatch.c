@@ -1335,8 +1335,8 @@ TEST_F(ptebatch, mremap_uffd_wp)
 /*
  * Soft-dirty over mremap (needs CONFIG_MEM_SOFT_DIRTY): clear_refs, move
  * the range: every moved PTE is soft-dirty (soft-dirty.rst: mremap marks
- * moved PTEs so), the others stay clean. Guards against a move batch that
- * marks only its first PTE.
+ * moved PTEs so), the others of a PTE-mapped folio stay clean. Guards
+ * against a move batch that marks only its first PTE.
  */
 TEST_F(ptebatch, mremap_soft_dirty)
 {
@@ -1356,11 +1356,20 @@ TEST_F(ptebatch, mremap_soft_dirty)
 			TH_LOG("%s: mremap: %s", r.name, strerror(errno));
 		ASSERT_EQ(0, pagemap_folio(self, &r, moved, self->pm));
 		bad_pages_init(&b, self->why, sizeof(self->why));
-		for (size_t i = 0; i < self->nr; i++)
+		for (size_t i = 0; i < self->nr; i++) {
+			/*
+			 * Splitting the PMD of a PMD-mapped folio may leave
+			 * the pages that stay marked (seen on 7.2): a false
+			 * positive, which soft-dirty allows; a lost bit is
+			 * the bug.
+			 */
+			if (!in_range(&r, i) && pmd_mapped(self, &r))
+				continue;
 			if (self->pm[i].soft_dirty != in_range(&r, i))
 				bad_page(&b, "page %zu (%s): soft-dirty %d, expected %d",
 					 i, in_range(&r, i) ? "moved" : "not moved",
 					 self->pm[i].soft_dirty, in_range(&r, i));
+		}
 		EXPECT_EQ(0, bad_pages_done(&b))
 			TH_LOG("%s: %s", r.name, self->why);
 	}
