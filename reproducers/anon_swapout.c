@@ -112,8 +112,11 @@ static void bracketed(const char *text, char *out, size_t len)
 /* One run at a time with the suite (it flocks the same file). */
 static void take_lock(void)
 {
-	int fd = open("/run/lock/folio_util.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	static int fd = -1;
 
+	if (fd >= 0)
+		return;		/* held: a second open file would wait for us */
+	fd = open("/run/lock/folio_util.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0 && !getenv("FOLIO_UTIL_LOCK_HELD") && flock(fd, LOCK_EX | LOCK_NB)) {
 		printf("waiting for /run/lock/folio_util.lock (another run)\n");
 		flock(fd, LOCK_EX);
