@@ -3,7 +3,8 @@
 mean, sample standard deviation, percentiles (linear interpolation between
 order statistics, numpy's default), the Student t distribution (CDF via the
 regularized incomplete beta function, quantile by bisection), a confidence
-interval of the mean and Welch's unequal-variance t-test.
+interval of the mean, Welch's unequal-variance t-test and Holm's adjustment
+of p-values for testing many workload/size pairs at once.
 """
 
 import math
@@ -143,3 +144,14 @@ def summary(xs, level=0.95):
         "min": min(xs), "median": median(xs), "p95": percentile(xs, 95),
         "max": max(xs), "ci_low": lo, "ci_high": hi,
     }
+
+
+def holm(ps):
+    """Holm-Bonferroni adjusted p-values, in the order given (R p.adjust)."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    adj = [0.0] * len(ps)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        adj[i] = running
+    return adj

@@ -108,6 +108,15 @@ class Welch(unittest.TestCase):
         self.assertAlmostEqual(bs.welch([1, 2, 3], [1, 2, 3])[2], 1.0)
         self.assertEqual(bs.welch([2, 2], [3, 3])[2], 0.0)
 
+    def test_holm(self):
+        # R: p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") = 0.03 0.06 0.06 0.02
+        adj = bs.holm([0.01, 0.04, 0.03, 0.005])
+        for got, want in zip(adj, [0.03, 0.06, 0.06, 0.02]):
+            self.assertAlmostEqual(got, want, places=12)
+        self.assertEqual(bs.holm([0.5]), [0.5])
+        self.assertEqual(bs.holm([0.9, 0.8]), [1.0, 1.0])
+        self.assertEqual(bs.holm([0.01, 0.2]), [0.02, 0.2])
+
     def test_summary(self):
         s = bs.summary([1.0, 2.0, 3.0, 4.0])
         self.assertEqual((s["n"], s["min"], s["max"], s["median"]), (4, 1, 4, 2.5))
@@ -125,12 +134,17 @@ class Compare(unittest.TestCase):
         same = [101, 99, 100, 102, 98, 100, 97, 103]
         slow = [x * 1.5 for x in base]
         fast = [x * 0.5 for x in base]
-        self.assertEqual(self.cli.judge(base, same, 5, 0.05)[0], "same")
-        self.assertEqual(self.cli.judge(base, slow, 5, 0.05)[0], "SLOWER")
-        self.assertEqual(self.cli.judge(base, fast, 5, 0.05)[0], "faster")
+        p = lambda a, b: bs.welch(a, b)[2]  # noqa: E731
+        self.assertEqual(self.cli.judge(base, same, p(base, same), 5, 0.05), "same")
+        self.assertEqual(self.cli.judge(base, slow, p(base, slow), 5, 0.05), "SLOWER")
+        self.assertEqual(self.cli.judge(base, fast, p(base, fast), 5, 0.05), "faster")
         # 3% slower, significant, under a 5% threshold: not a regression
-        self.assertNotEqual(self.cli.judge(base, [x * 1.03 for x in base], 5, 0.05)[0],
-                            "SLOWER")
+        up = [x * 1.03 for x in base]
+        self.assertLess(p(base, up), 0.05)
+        self.assertEqual(self.cli.judge(base, up, p(base, up), 5, 0.05),
+                         "slower, within threshold")
+        # 50% slower but, after adjustment for many tests, not significant
+        self.assertEqual(self.cli.judge(base, slow, 0.2, 5, 0.05), "same")
 
 
 if __name__ == "__main__":
