@@ -116,7 +116,7 @@ static const char *mthp_only(unsigned long size_kb)
 	char path[320], buf[128];
 	struct dirent *d;
 	unsigned long kb;
-	int found = 0;
+	int found = 0, i;
 	DIR *dir;
 
 	take_lock();
@@ -133,9 +133,13 @@ static const char *mthp_only(unsigned long size_kb)
 		snprintf(path, sizeof(path), THP "/%s/enabled", d->d_name);
 		if (sysfs_read(path, buf, sizeof(buf)) < 0)
 			continue;	/* e.g. 8 kB: no anonymous mTHP of that size */
-		snprintf(saved[nsaved].path, sizeof(saved[0].path), "%s", path);
-		bracketed(buf, saved[nsaved].val, sizeof(saved[0].val));
-		nsaved++;
+		for (i = 0; i < nsaved && strcmp(saved[i].path, path); i++)
+			;
+		if (i == nsaved) {	/* saved once: the value found at start */
+			snprintf(saved[i].path, sizeof(saved[0].path), "%s", path);
+			bracketed(buf, saved[i].val, sizeof(saved[0].val));
+			nsaved++;
+		}
 		if (sysfs_write(path, kb == size_kb ? "madvise" : "never")) {
 			closedir(dir);
 			return "cannot write mTHP sysfs (not root?)";
