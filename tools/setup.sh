@@ -39,7 +39,7 @@ if [ -n "$ksrc" ]; then
 		die "KSRC=$ksrc is Linux $v.$p: the harness must be 6.12 or newer"
 fi
 
-pkgs="gcc make libc6-dev liburing-dev util-linux xz-utils findutils gawk python3 qemu-system-x86 busybox-static e2fsprogs xfsprogs"
+pkgs="gcc make libc6-dev liburing-dev util-linux xz-utils findutils gawk python3 qemu-system-x86 busybox-static e2fsprogs xfsprogs gnuplot-nox"
 if [ $packages = 1 ]; then
 	[ "$(id -u)" = 0 ] || die "installing packages needs root (or pass --no-packages)"
 	missing=
