@@ -477,9 +477,14 @@ int setting_get(const char *rel, char *out, size_t len)
 int setting_set(const char *rel, const char *value)
 {
 	char path[PATH_MAX];
+	int ret;
 
-	if (!saver_pid)
-		settings_save();
+	/*
+	 * Nothing that was not saved first: when another run held the lock
+	 * past the wait, writing anyway would leave the change behind.
+	 */
+	if (!saver_pid && (ret = settings_save()))
+		return ret;
 	snprintf(path, sizeof(path), "%s/%s", sysfs_root, rel);
 	return write_file(path, value);
 }

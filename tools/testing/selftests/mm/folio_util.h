@@ -148,7 +148,10 @@ void settings_on_signal(void (*hook)(void));
 int settings_restore(void);
 /* Read a setting (path relative to THP_SYSFS) into out. */
 int setting_get(const char *rel, char *out, size_t len);
-/* Write a setting; saves all settings first if not done yet. */
+/*
+ * Write a setting; saves all settings first if not done yet, and writes
+ * nothing when that fails (-errno).
+ */
 int setting_set(const char *rel, const char *value);
 /* hugepages-<size>kB/enabled of one size. */
 int mthp_set_enabled(size_t size, const char *mode);
