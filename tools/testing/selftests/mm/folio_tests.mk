@@ -3,8 +3,8 @@
 # build rules. Included after lib.mk, both by this directory's Makefile and,
 # appended by tools/intree.sh, by a kernel tree's mm/Makefile.
 
-FOLIO_PROGS := folio_util_test folio_builder lazyfree swapout filemap ptebatch
-FOLIO_CATEGORIES := folio_util folio_builder lazyfree swapout filemap ptebatch
+FOLIO_PROGS := folio_util_test folio_builder lazyfree swapout filemap ptebatch collapse
+FOLIO_CATEGORIES := folio_util folio_builder lazyfree swapout filemap ptebatch collapse
 
 FOLIO_BIN := $(addprefix $(OUTPUT)/,$(FOLIO_PROGS))
 TEST_GEN_FILES += $(FOLIO_BIN)

@@ -197,15 +197,29 @@ const char *pm_state(const struct pm_entry *e)
 
 /* ---- kpageflags -------------------------------------------------------- */
 
+/* n 8-byte entries of a /proc/kpage* file from pfn on; *fd caches it. */
+static bool kpage_read(const char *path, int *fd, uint64_t pfn, size_t n,
+		       uint64_t *out)
+{
+	if (*fd == -2)
+		*fd = open(path, O_RDONLY);
+	if (*fd < 0)
+		return false;
+	return pread(*fd, out, 8 * n, pfn * 8) == (ssize_t)(8 * n);
+}
+
 bool kpageflags_read_range(uint64_t pfn, size_t n, uint64_t *flags)
 {
 	static int fd = -2;
 
-	if (fd == -2)
-		fd = open("/proc/kpageflags", O_RDONLY);
-	if (fd < 0)
-		return false;
-	return pread(fd, flags, 8 * n, pfn * 8) == (ssize_t)(8 * n);
+	return kpage_read("/proc/kpageflags", &fd, pfn, n, flags);
+}
+
+bool kpagecount_read_range(uint64_t pfn, size_t n, uint64_t *counts)
+{
+	static int fd = -2;
+
+	return kpage_read("/proc/kpagecount", &fd, pfn, n, counts);
 }
 
 bool kpageflags_read(uint64_t pfn, uint64_t *flags)
@@ -477,9 +491,14 @@ int setting_get(const char *rel, char *out, size_t len)
 int setting_set(const char *rel, const char *value)
 {
 	char path[PATH_MAX];
+	int ret;
 
-	if (!saver_pid)
-		settings_save();
+	/*
+	 * Nothing that was not saved first: when another run held the lock
+	 * past the wait, writing anyway would leave the change behind.
+	 */
+	if (!saver_pid && (ret = settings_save()))
+		return ret;
 	snprintf(path, sizeof(path), "%s/%s", sysfs_root, rel);
 	return write_file(path, value);
 }
@@ -1704,15 +1723,33 @@ int uffd_wp_range(int uffd, void *addr, size_t len, bool wp)
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
 }
 
-int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
-		 char *why, size_t why_len)
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
+#ifndef UFFDIO_MOVE
+struct uffdio_move {
+	__u64 dst;
+	__u64 src;
+	__u64 len;
+	__u64 mode;
+	__s64 move;
+};
+#define UFFDIO_MOVE _IOWR(UFFDIO, 0x05, struct uffdio_move)
+#endif
+
+/*
+ * A userfaultfd asking for features, [addr, addr + len) registered in
+ * mode; need: features the kernel must offer. The fd, or -1 and why.
+ */
+static int uffd_open(void *addr, size_t len, uint64_t features, uint64_t need,
+		     uint64_t mode, char *why, size_t why_len)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP,
+		.mode = mode,
 	};
-	int fd, err;
+	int fd;
 
 #ifdef __NR_userfaultfd
 	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -1729,23 +1766,52 @@ int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
 			 (unsigned long long)features, strerror(errno));
 		goto fail;
 	}
-	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
-		snprintf(why, why_len, "userfaultfd without write-protect (UFFD_FEATURE_PAGEFAULT_FLAG_WP)");
+	if ((api.features & need) != need) {
+		snprintf(why, why_len, "userfaultfd without feature %#llx (offers %#llx)",
+			 (unsigned long long)need,
+			 (unsigned long long)api.features);
 		goto fail;
 	}
 	if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
-		snprintf(why, why_len, "UFFDIO_REGISTER_MODE_WP: %s",
-			 strerror(errno));
-		goto fail;
-	}
-	if (protect && (err = uffd_wp_range(fd, addr, len, true))) {
-		snprintf(why, why_len, "UFFDIO_WRITEPROTECT: %s", strerror(-err));
+		snprintf(why, why_len, "UFFDIO_REGISTER (mode %#llx): %s",
+			 (unsigned long long)mode, strerror(errno));
 		goto fail;
 	}
 	return fd;
 fail:
 	close(fd);
 	return -1;
+}
+
+int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
+		 char *why, size_t why_len)
+{
+	int fd = uffd_open(addr, len, features, UFFD_FEATURE_PAGEFAULT_FLAG_WP,
+			   UFFDIO_REGISTER_MODE_WP, why, why_len), err;
+
+	if (fd >= 0 && protect && (err = uffd_wp_range(fd, addr, len, true))) {
+		snprintf(why, why_len, "UFFDIO_WRITEPROTECT: %s", strerror(-err));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int uffd_move_open(void *addr, size_t len, char *why, size_t why_len)
+{
+	return uffd_open(addr, len, 0, UFFD_FEATURE_MOVE,
+			 UFFDIO_REGISTER_MODE_MISSING, why, why_len);
+}
+
+int uffd_move(int uffd, void *dst, void *src, size_t len)
+{
+	struct uffdio_move m = {
+		.dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len,
+	};
+
+	if (ioctl(uffd, UFFDIO_MOVE, &m))
+		return -errno;
+	return m.move == (__s64)len ? 0 : -EAGAIN;
 }
 
 static void *wp_serve(void *arg)

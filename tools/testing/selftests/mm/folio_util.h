@@ -5,7 +5,8 @@
  *
  *   pagemap     per-page present/swap/soft-dirty/uffd-wp/exclusive, PFN,
  *               swap type and offset
- *   kpageflags  compound head/tail, THP, anon, swapbacked, lru (root)
+ *   kpageflags  compound head/tail, THP, anon, swapbacked, lru (root);
+ *               kpagecount, how often a page is mapped
  *   settings    mTHP sizes, per-size "enabled", every THP and khugepaged
  *               file saved once and restored at exit and on signals
  *   counters    per-size stats/, /proc/vmstat, /proc/self/status as deltas
@@ -107,6 +108,12 @@ const char *pm_state(const struct pm_entry *e);
 bool kpageflags_read(uint64_t pfn, uint64_t *flags);
 /* Flags of n PFNs from pfn on, in one read. */
 bool kpageflags_read_range(uint64_t pfn, size_t n, uint64_t *flags);
+/*
+ * /proc/kpagecount of n PFNs: how often each page is mapped (a PMD mapping
+ * counts once for every page of its folio; a kernel that keeps no per-page
+ * count, CONFIG_NO_PAGE_MAPCOUNT, shows an estimate from the folio's).
+ */
+bool kpagecount_read_range(uint64_t pfn, size_t n, uint64_t *counts);
 static inline bool kpf(uint64_t flags, int bit)
 {
 	return flags & (1ULL << bit);
@@ -148,7 +155,10 @@ void settings_on_signal(void (*hook)(void));
 int settings_restore(void);
 /* Read a setting (path relative to THP_SYSFS) into out. */
 int setting_get(const char *rel, char *out, size_t len);
-/* Write a setting; saves all settings first if not done yet. */
+/*
+ * Write a setting; saves all settings first if not done yet, and writes
+ * nothing when that fails (-errno).
+ */
 int setting_set(const char *rel, const char *value);
 /* hugepages-<size>kB/enabled of one size. */
 int mthp_set_enabled(size_t size, const char *mode);
@@ -455,6 +465,16 @@ int uffd_wp_open(void *addr, size_t len, uint64_t features, bool protect,
 		 char *why, size_t why_len);
 /* Write-protect (wp) or unprotect [addr, addr + len); 0 or -errno. */
 int uffd_wp_range(int uffd, void *addr, size_t len, bool wp);
+/*
+ * A userfaultfd that can UFFDIO_MOVE anonymous pages into [addr, addr +
+ * len) (registered for missing faults; 6.8+), or -1 with why.
+ */
+int uffd_move_open(void *addr, size_t len, char *why, size_t why_len);
+/*
+ * Move the PTEs of [src, src + len) to [dst, dst + len), which must be
+ * unpopulated; a large folio is split first. 0 or -errno.
+ */
+int uffd_move(int uffd, void *dst, void *src, size_t len);
 
 /*
  * A thread serving uffd-wp faults on [base, base + nr pages): counts the

@@ -17,6 +17,7 @@ swapout swapout - -F swapout_destructive
 swapout swapout destructive -f swapout_destructive
 filemap filemap -
 ptebatch ptebatch -
+collapse collapse -
 '
 
 usage() {
@@ -36,6 +37,7 @@ categories:
   swapout        swap-out of anonymous large folios (needs swap; -d: hwpoison)
   filemap        reclaim and zap of file (ext4, xfs) and shmem large folios
   ptebatch       zap, fork, mprotect, mremap and MADV_FREE over large folios
+  collapse       MADV_COLLAPSE and khugepaged over PTE-mapped large folios
 EOF
 }
 
