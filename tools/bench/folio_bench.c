@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "folio_util.h"
+
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
@@ -97,17 +99,14 @@ static int sysfs_write(const char *path, const char *val)
 }
 
 /* ---- what the run changes, and its undoing -------------------------------- */
-static struct { char path[320]; char val[32]; } saved[32];
-static int nsaved, zram_dev = -1, zram_on;
+static int zram_dev = -1, zram_on;
 static char zram_path[32];
 
-static void cleanup(void)
+/* The temporary zram swap; THP settings are folio_util's to restore. */
+static void zram_down(void)
 {
 	char buf[16];
 
-	for (int i = 0; i < nsaved; i++)
-		sysfs_write(saved[i].path, saved[i].val);
-	nsaved = 0;
 	if (zram_on)
 		swapoff(zram_path);
 	zram_on = 0;
@@ -116,99 +115,6 @@ static void cleanup(void)
 		sysfs_write("/sys/class/zram-control/hot_remove", buf);
 	}
 	zram_dev = -1;
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void take_lock(void)
-{
-	const char *path = access("/run/lock", W_OK) ? "/tmp/folio_util.lock" :
-			   "/run/lock/folio_util.lock";
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-	if (fd >= 0 && !getenv("FOLIO_UTIL_LOCK_HELD") && flock(fd, LOCK_EX | LOCK_NB)) {
-		fprintf(stderr, "folio_bench: waiting for %s (another run)\n", path);
-		flock(fd, LOCK_EX);
-	}
-}
-
-/* Save every per-size 'enabled' (sizes without one, like 8 kB, are skipped). */
-static int offered(unsigned long *sizes, int max)
-{
-	char path[320], buf[128];
-	struct dirent *d;
-	unsigned long kb;
-	int n = 0;
-	DIR *dir = opendir(THP);
-
-	while (dir && (d = readdir(dir)) && n < max) {
-		if (sscanf(d->d_name, "hugepages-%lukB", &kb) != 1)
-			continue;
-		snprintf(path, sizeof(path), THP "/%s/enabled", d->d_name);
-		if (sysfs_read(path, buf, sizeof(buf)) < 0)
-			continue;
-		sizes[n++] = kb;
-	}
-	if (dir)
-		closedir(dir);
-	for (int i = 1; i < n; i++)	/* ascending */
-		for (int j = i; j > 0 && sizes[j] < sizes[j - 1]; j--) {
-			kb = sizes[j];
-			sizes[j] = sizes[j - 1];
-			sizes[j - 1] = kb;
-		}
-	return n;
-}
-
-static void save_settings(const unsigned long *sizes, int n)
-{
-	char buf[128];
-
-	for (int i = 0; i < n && i < 32; i++) {
-		char *b, *e;
-
-		snprintf(saved[i].path, sizeof(saved[i].path),
-			 THP "/hugepages-%lukB/enabled", sizes[i]);
-		if (sysfs_read(saved[i].path, buf, sizeof(buf)) < 0)
-			die(4, "cannot read %s", saved[i].path);
-		b = strchr(buf, '[');
-		e = b ? strchr(b, ']') : NULL;
-		if (!e)
-			die(4, "unexpected %s: %s", saved[i].path, buf);
-		snprintf(saved[i].val, sizeof(saved[i].val), "%.*s",
-			 (int)(e - b - 1), b + 1);
-		nsaved = i + 1;
-	}
-}
-
-static void only_size(unsigned long kb)
-{
-	for (int i = 0; i < nsaved; i++) {
-		char want[64];
-
-		snprintf(want, sizeof(want), "/hugepages-%lukB/enabled", kb);
-		if (sysfs_write(saved[i].path, strstr(saved[i].path, want) ?
-				"madvise" : "never"))
-			die(4, "cannot write %s (root needed)", saved[i].path);
-	}
-}
-
-static int swap_active(void)
-{
-	char line[256];
-	int n = 0;
-	FILE *f = fopen("/proc/swaps", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		n++;
-	if (f)
-		fclose(f);
-	return n > 1;
 }
 
 static const char *zram_up(size_t bytes)
@@ -233,34 +139,18 @@ static const char *zram_up(size_t bytes)
 }
 
 /* ---- counters ------------------------------------------------------------- */
-static long size_stat(unsigned long kb, const char *name)
-{
-	char path[160], buf[32];
-
-	snprintf(path, sizeof(path), THP "/hugepages-%lukB/stats/%s", kb, name);
-	return sysfs_read(path, buf, sizeof(buf)) < 0 ? -1 : atol(buf);
-}
-
-static long vmstat(const char *name)
-{
-	char key[64];
-	long v, r = -1;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	while (f && fscanf(f, "%63s %ld", key, &v) == 2)
-		if (!strcmp(key, name))
-			r = v;
-	if (f)
-		fclose(f);
-	return r;
-}
-
 static void counters(unsigned long kb, long *c)
 {
-	for (int i = 0; i < NSIZE_STATS; i++)
-		c[i] = size_stat(kb, size_stats[i]);
-	for (int i = 0; i < NVM_STATS; i++)
-		c[NSIZE_STATS + i] = vmstat(vm_stats[i]);
+	char name[64];
+
+	for (int i = 0; i < NSIZE_STATS; i++) {
+		snprintf(name, sizeof(name), "thp:%s", size_stats[i]);
+		c[i] = counter_read(name, kb << 10);
+	}
+	for (int i = 0; i < NVM_STATS; i++) {
+		snprintf(name, sizeof(name), "vm:%s", vm_stats[i]);
+		c[NSIZE_STATS + i] = counter_read(name, 0);
+	}
 }
 
 static uint64_t now_ns(void)
@@ -290,7 +180,7 @@ static int one_sample(int w, unsigned long kb, size_t len, unsigned run,
 		      struct sample *s, char *why, size_t whylen)
 {
 	long before[NSIZE_STATS + NVM_STATS], after[NSIZE_STATS + NVM_STATS];
-	long alloc0 = size_stat(kb, "anon_fault_alloc");
+	long alloc0 = counter_read("thp:anon_fault_alloc", kb << 10);
 	char *raw = mmap(NULL, len + pmd, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p;
@@ -312,7 +202,7 @@ static int one_sample(int w, unsigned long kb, size_t len, unsigned run,
 		for (size_t i = 0; i < len; i += page)
 			memset(p + i, 1 + (i / page) % 250, page);
 	}
-	s->folios = size_stat(kb, "anon_fault_alloc") - alloc0;
+	s->folios = counter_read("thp:anon_fault_alloc", kb << 10) - alloc0;
 	if (!strcmp(workloads[w], "lazyfree-reclaim"))
 		madvise(p, len, MADV_FREE);
 	counters(kb, before);
@@ -543,9 +433,16 @@ int main(int argc, char **argv)
 	if (((size_t)mem_mb << 20) % pmd)
 		die(2, "-m %u: must be a multiple of the PMD size (%zu kB)",
 		    mem_mb, pmd >> 10);
-	navail = offered(avail, 32);
+	folio_util_init();
+	{
+		size_t bytes[32];
+
+		navail = mthp_sizes(bytes, 32);
+		for (int k = 0; k < navail; k++)
+			avail[k] = bytes[k] >> 10;
+	}
 	if (!navail)
-		die(4, "no per-size mTHP sysfs (hugepages-<size>kB/enabled): kernel < 6.8");
+		die(4, "the kernel offers no anonymous THP size");
 	if (!strcmp(size_arg, "all")) {
 		memcpy(sizes, avail, navail * sizeof(*sizes));
 		nsizes = navail;
@@ -577,12 +474,11 @@ int main(int argc, char **argv)
 	if (!f || !s)
 		die(4, "out of memory");
 
-	take_lock();
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	atexit(cleanup);
-	save_settings(avail, navail);
+	/* the suite's lock, every THP setting saved, restored at exit and on signals */
+	if (settings_save())
+		die(4, "cannot save the THP settings (root needed)");
+	settings_on_signal(zram_down);
+	atexit(zram_down);
 	facts(f, mem_mb, runs, warmup);
 	for (int w = 0; w < NWORK; w++) {
 		const char *skip_all = NULL;
@@ -608,7 +504,8 @@ int main(int argc, char **argv)
 				result(f, &first, w, kb, s, 0, skip);
 				continue;
 			}
-			only_size(kb);
+			if (mthp_only(kb << 10))
+				die(4, "cannot enable %lu kB folios (root needed)", kb);
 			for (unsigned r = 0, again = 0; r < warmup + runs; r++) {
 				if (one_sample(w, kb, (size_t)mem_mb << 20, r,
 					       &s[n], why, sizeof(why))) {
@@ -634,7 +531,8 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(f, "\n  ]\n}\n");
-	cleanup();
+	zram_down();
+	settings_restore();
 	fclose(f);
 	fflush(stderr);
 	fprintf(dest, "%s%s%s", markers ? "FOLIO_BENCH_JSON_BEGIN\n" : "", json,
