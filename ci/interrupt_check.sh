@@ -41,9 +41,10 @@ check() {
 	# Its own process group, SIGINT not ignored: as a job started from a shell.
 	env --default-signal=INT,QUIT setsid "$@" > "$tmp/log" 2>&1 &
 	pid=$!
-	# Wait (bounded) until the run has changed a THP setting.
+	# Wait (bounded: 30 s, the run may first wait for the machine-wide lock)
+	# until the run has changed a THP setting.
 	i=0
-	while thp_state | cmp -s - "$tmp/thp" && [ $i -lt 500 ] &&
+	while thp_state | cmp -s - "$tmp/thp" && [ $i -lt 3000 ] &&
 	      kill -0 $pid 2>/dev/null; do
 		i=$((i + 1))
 		sleep 0.01
