@@ -39,7 +39,10 @@ if [ -n "$ksrc" ]; then
 		die "KSRC=$ksrc is Linux $v.$p: the harness must be 6.12 or newer"
 fi
 
-pkgs="gcc make libc6-dev liburing-dev util-linux xz-utils findutils gawk python3 qemu-system-x86 busybox-static e2fsprogs xfsprogs gnuplot-nox"
+# the suite, its VM runs and benchmark plots; then the gate's kernel builds
+# (ci/kbuild) and the LAVA checks (ci/lava/validate: Debian's python3 modules)
+pkgs="gcc make libc6-dev liburing-dev util-linux xz-utils findutils gawk python3 qemu-system-x86 busybox-static e2fsprogs xfsprogs gnuplot-nox
+	flex bison bc libelf-dev libssl-dev cpio ccache git python3-yaml python3-voluptuous python3-jinja2"
 if [ $packages = 1 ]; then
 	[ "$(id -u)" = 0 ] || die "installing packages needs root (or pass --no-packages)"
 	missing=
@@ -61,18 +64,12 @@ if [ -n "$ksrc" ]; then
 	origin="KSRC=$(cd "$ksrc" && pwd) (Linux $v.$p)"
 else
 	# Debian's linux-source-6.12 from trixie, looked up in a private list.
-	apt_dir=$cache/apt
-	apt_opts="-o Dir::Etc::SourceList=$apt_dir/sources.list -o Dir::Etc::SourceParts=/dev/null
-		-o Dir::State::Lists=$apt_dir/lists -o Dir::Cache=$apt_dir/cache
-		-o Debug::NoLocking=1 -o APT::Sandbox::User=root"
 	src=$(ls -d "$cache"/harness/linux-source-6.12*/tools/testing/selftests 2>/dev/null | tail -n 1)
 	if [ -z "$src" ] || [ ! -f "$src/lib.mk" ]; then
-		mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$cache/harness"
-		echo "deb http://deb.debian.org/debian trixie main" > "$apt_dir/sources.list"
+		mkdir -p "$cache/harness"
 		echo "$me: fetching Debian's linux-source-6.12 for the kselftest harness"
-		apt-get -q $apt_opts update >/dev/null
 		tmp=$(mktemp -d)
-		(cd "$tmp" && apt-get -q $apt_opts download linux-source-6.12 >/dev/null 2>&1) ||
+		"$top/tools/apt-fetch" trixie update && "$top/tools/apt-fetch" trixie download "$tmp" linux-source-6.12 ||
 			{ rm -rf "$tmp"; die "could not download linux-source-6.12"; }
 		deb=$(ls "$tmp"/linux-source-6.12_*.deb)
 		ver=$(basename "$deb" | sed 's/^linux-source-6.12_\(.*\)_all.deb$/\1/')
