@@ -6,6 +6,7 @@ import contextlib
 import io
 import gzip
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -815,6 +816,30 @@ class TestCommandLine(unittest.TestCase):
         self.assertIsNone(tcs["pass"].find("failure"))
         self.assertEqual(len(root.findall(".//failure")), 3)
         self.assertEqual(len(root.findall(".//skipped")), 3)
+
+    def test_cases_for_lava(self):
+        ktap, ex = self.write("k", ALL_CLASSES), self.write("e", ALL_EXP)
+        txt = os.path.join(self.tmp.name, "cases.txt")
+        rc, _, _ = run_main(["--ktap", ktap, "--kernel", "6.12.57", "--expectations", ex,
+                             "--cases", txt])
+        self.assertEqual(rc, 1)
+        with open(txt) as fh:
+            got = {line.split()[0]: line.split()[1:] for line in fh}
+        self.assertEqual(len(got), 10)
+        self.assertEqual(got["c.pass"], ["pass", "pass"])
+        self.assertEqual(got["c.fail_expected"], ["fail", "known-failure"])
+        self.assertEqual(got["c.skip_unexpected"], ["skip", "unexpected-skip"])
+        self.assertEqual(got["c.xfail"][0], "pass")
+        self.assertEqual(got["c.xpass"][0], "fail")
+
+    def test_cases_ids_are_lava_ids(self):
+        text = "TAP version 13\n1..1\n# selftests: c: p\n# TAP version 13\n# 1..1\n" \
+               "# ok 1 a b/c:d\nok 1 selftests: c: p\n"
+        ktap, txt = self.write("k", text), os.path.join(self.tmp.name, "cases.txt")
+        run_main(["--ktap", ktap, "--kernel", "6.12", "--cases", txt])
+        with open(txt) as fh:
+            ids = [line.split()[0] for line in fh]
+        self.assertTrue(ids and all(re.match(r"^[-_a-zA-Z0-9.]+$", i) for i in ids), ids)
 
     def test_junit_survives_control_characters(self):
         ktap = self.write("k", "TAP version 13\n1..1\n# \x1b[31mred\x07\nnot ok 1 c:x\n")

@@ -758,6 +758,22 @@ def junit(cases, kernel, expectations_name, ktap_name, label=None):
 
 # ---- command line ----------------------------------------------------------------------
 
+# KTAP status -> LAVA result (LAVA knows pass, fail, skip and unknown); an
+# XFAIL is a pass the test itself expected, as the kselftest runner counts it.
+_LAVA_RESULT = {PASS: "pass", XFAIL: "pass", FAIL: "fail", XPASS: "fail", SKIP: "skip"}
+
+
+def case_lines(cases):
+    """ "<id> <lava result> <outcome>" per case: the id with every character
+    LAVA does not take in a test case id ([-_a-zA-Z0-9.]) made '_'."""
+    out = []
+    for c in cases:
+        cid = re.sub(r"[^-_a-zA-Z0-9.]", "_", c.id.replace(":", "."))
+        out.append("%s %s %s\n" % (cid, _LAVA_RESULT.get(c.status, "unknown"),
+                                   c.outcome.replace(" ", "-")))
+    return "".join(out)
+
+
 class _Args(argparse.ArgumentParser):
     def error(self, message):
         raise BadInput("%s (see --help)" % message)
@@ -787,6 +803,9 @@ def main(argv=None):
                     "--kernel is not given: /proc/config.gz if readable)")
     ap.add_argument("--junit", metavar="OUT.xml", help="also write JUnit XML here")
     ap.add_argument("--name", metavar="LABEL", help='label of this run, e.g. "host", "vm 7.2"')
+    ap.add_argument("--cases", metavar="OUT.txt",
+                    help="also write every case here, one line each: its id, "
+                    "its LAVA result (pass/fail/skip) and its outcome")
     try:
         args = ap.parse_args(argv)
         kernel = args.kernel if args.kernel is not None else os.uname().release
@@ -823,6 +842,12 @@ def main(argv=None):
                 tree.write(args.junit, encoding="utf-8", xml_declaration=True)
             except OSError as e:
                 raise BadInput("cannot write %s: %s" % (args.junit, _strerror(e)))
+        if args.cases:
+            try:
+                with open(args.cases, "w", encoding="utf-8") as fh:
+                    fh.write(case_lines(cases))
+            except OSError as e:
+                raise BadInput("cannot write %s: %s" % (args.cases, _strerror(e)))
     except BadInput as e:
         print("%s: %s" % (ME, e), file=sys.stderr)
         return 2
