@@ -42,7 +42,9 @@ fi
 # the suite, its VM runs and benchmark plots; then the gate's kernel builds
 # (ci/kbuild) and the LAVA checks (ci/lava/validate: Debian's python3 modules)
 pkgs="gcc make libc6-dev liburing-dev util-linux xz-utils findutils gawk python3 qemu-system-x86 busybox-static e2fsprogs xfsprogs gnuplot-nox
-	flex bison bc libelf-dev libssl-dev cpio ccache git python3-yaml python3-voluptuous python3-jinja2"
+	flex bison bc libelf-dev libssl-dev cpio ccache git python3-yaml python3-voluptuous python3-jinja2
+	python3-pexpect python3-requests python3-setproctitle python3-magic python3-netifaces
+	python3-configobj python3-pyudev python3-tz python3-dateutil"
 if [ $packages = 1 ]; then
 	[ "$(id -u)" = 0 ] || die "installing packages needs root (or pass --no-packages)"
 	missing=
