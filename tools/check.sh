@@ -24,13 +24,15 @@ cfg=
 python3 "$top/ci/test_verdict.py" | tee "$out/unit.txt"
 python3 "$top/tools/bench/test_benchstats.py" | tee "$out/bench-unit.txt"
 "$top/ci/lava/validate" | tee "$out/lava.txt"
+"$top/ci/test_gate.sh" | tee "$out/gate-unit.txt"
 
 # verdict: P passed, F failed, S skipped -- plus the KTAP of the others
 set -- $(sed -n 's/^verdict: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$out/verdict.txt")
 [ $# -eq 3 ] || set -- 0 1 0
 pass=$1 fail=$2 skip=$3
 # a tool that could not run at all (no TAP line) counts as one failure
-for f in "$out/interrupt.txt" "$out/unit.txt" "$out/bench-unit.txt" "$out/lava.txt"; do
+for f in "$out/interrupt.txt" "$out/unit.txt" "$out/bench-unit.txt" "$out/lava.txt" \
+	"$out/gate-unit.txt"; do
 	grep -q '^\(not \)\{0,1\}ok [0-9]' "$f" || fail=$((fail + 1))
 	pass=$((pass + $(grep -c '^ok [0-9]* [^#]*$' "$f")))
 	skip=$((skip + $(grep -c '^ok [0-9]* .*# SKIP' "$f")))
