@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef HAVE_LIBURING
@@ -338,10 +339,19 @@ struct child {
 
 static void child_start(struct child *c)
 {
-	if (pipe(c->go) || pipe(c->done))
+	pid_t parent = getpid();
+
+	if (pipe(c->go) || pipe(c->done)) {
 		c->pid = -1;
-	else
-		c->pid = fork();
+		return;
+	}
+	c->pid = fork();
+	/*
+	 * A test that fails an ASSERT leaves its child waiting on a pipe it
+	 * holds both ends of, and holding the machine-wide lock: take it along.
+	 */
+	if (c->pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(2);
 }
 
 static void child_signal(int fd)
@@ -532,42 +542,46 @@ TEST_F(lazyfree, abandoned_readonly)
 
 /*
  * One VMA whose folio has writable (exclusive) and write-protected
- * (COW-shared with a live child) PTEs side by side: MADV_DONTFORK of the
- * second half, fork, MADV_DOFORK (the VMAs merge again). MADV_FREE, a
- * write to an exclusive page (so reclaim must keep the folio), LRU
- * reclaim; then a parent write to a shared page must not reach the child.
- * Guards against restoring the batch's PTEs with the write bit of the
- * exclusive ones: a COW breach.
+ * (COW-shared with a live child) PTEs side by side: MADV_DONTFORK of one
+ * half, fork, MADV_DOFORK (the VMAs merge again). MADV_FREE, a write to an
+ * exclusive page (so reclaim must keep the folio), LRU reclaim; then a
+ * parent write to a shared page must not reach the child, which checks
+ * its half after them.
  */
-TEST_F(lazyfree, abandoned_cow_shared)
+static void cow_shared_check(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(lazyfree) *self, bool shared_first)
 {
 	size_t half = self->nr / 2;
+	size_t sh_first = shared_first ? 0 : half;
+	size_t sh_nr = shared_first ? half : self->nr - half;
 	struct smaps_sum s;
 	struct child c;
 	int status;
 
 	FOLIO_NEED_LRU(self);
-	FOLIO_BUILD(self, 12);
-	ASSERT_EQ(0, madvise(self->f.addr + half * pagesize,
-			     self->size - half * pagesize, MADV_DONTFORK));
+	FOLIO_BUILD(self, shared_first ? 12 : 14);
+	/* the half that is not to be shared stays out of the child */
+	ASSERT_EQ(0, madvise(self->f.addr + (shared_first ? half * pagesize : 0),
+			     (self->nr - sh_nr) * pagesize, MADV_DONTFORK));
 	child_start(&c);
 	ASSERT_LE(0, c.pid);
 	if (c.pid == 0) {
 		child_signal(c.done[1]);
 		child_wait_for(c.go[0]);
-		_exit(verify_all(self->f.addr, half, self->f.seed, 0,
-				 PAGE_ORIGINAL, NULL, 0) ? 1 : 0);
+		_exit(verify_all(self->f.addr + sh_first * pagesize, sh_nr, self->f.seed,
+				 sh_first, PAGE_ORIGINAL, NULL, 0) ? 1 : 0);
 	}
 	child_wait_for(c.done[0]);
-	ASSERT_EQ(0, madvise(self->f.addr + half * pagesize,
-			     self->size - half * pagesize, MADV_DOFORK));
+	ASSERT_EQ(0, madvise(self->f.addr + (shared_first ? half * pagesize : 0),
+			     (self->nr - sh_nr) * pagesize, MADV_DOFORK));
 	ASSERT_EQ(0, smaps_range(self->f.addr, self->size, &s));
 	EXPECT_EQ(1, s.vmas) TH_LOG("the VMAs did not merge back");
 	madvise(self->f.addr, self->size, MADV_FREE);
-	self->f.addr[self->size - 1] ^= 0x5a;
+	/* dirty an exclusive page: reclaim must restore the PTEs */
+	self->f.addr[shared_first ? self->size - 1 : 0] ^= 0x5a;
 	lru_rounds(&self->lru, 3);
 	/* parent writes every shared page; the child must see none of it */
-	for (size_t i = 0; i < half; i++)
+	for (size_t i = sh_first; i < sh_first + sh_nr; i++)
 		self->f.addr[i * pagesize + 8] ^= 0x5a;
 	child_signal(c.go[1]);
 	ASSERT_EQ(c.pid, waitpid(c.pid, &status, 0));
@@ -577,22 +591,46 @@ TEST_F(lazyfree, abandoned_cow_shared)
 }
 
 /*
- * Soft-dirty bits survive an abandoned unmap (needs CONFIG_MEM_SOFT_DIRTY):
- * clear_refs, write some subpages, hold a reference, LRU reclaim: the
- * written pages are soft-dirty, the others not. Guards against the
- * restore dropping FPB_IGNORE_SOFT_DIRTY's merged bits or setting them all.
+ * The shared half first: the unmap batch starts at a write-protected PTE.
+ * Guards against restoring the exclusive PTEs read-only and losing data.
  */
-TEST_F(lazyfree, abandoned_soft_dirty)
+TEST_F(lazyfree, abandoned_cow_shared)
+{
+	cow_shared_check(_metadata, self, true);
+}
+
+/*
+ * The exclusive half first: the batch starts at a writable, dirty PTE.
+ * Guards against a batch that ignores the write bit (FPB_RESPECT_WRITE
+ * dropped from folio_unmap_pte_batch): the restore would make the shared
+ * PTEs writable, a COW breach.
+ */
+TEST_F(lazyfree, abandoned_cow_shared_last)
+{
+	cow_shared_check(_metadata, self, false);
+}
+
+/*
+ * Soft-dirty bits survive an abandoned unmap (needs CONFIG_MEM_SOFT_DIRTY):
+ * clear_refs, write two subpages, hold a reference to page 1, LRU
+ * reclaim: the written pages are soft-dirty, the others not. With
+ * via_fork a fork (the child exits at once) write-protects every PTE
+ * first, so that PTEs differ in their soft-dirty bit alone.
+ */
+static void soft_dirty_check(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(lazyfree) *self, bool via_fork)
 {
 	struct pm_entry *e = calloc(self->nr, sizeof(*e));
+	size_t w1 = via_fork ? self->nr / 2 : 0, w2 = self->nr - 1;
 	int fd, p[2];
 
 	ASSERT_NE(NULL, e);
 	if (!soft_dirty_supported())
 		SKIP(return, "pagemap shows no soft-dirty bit: kernel without CONFIG_MEM_SOFT_DIRTY");
 	FOLIO_NEED_LRU(self);
-	FOLIO_BUILD(self, 13);
-	MAKE_LAZYFREE(self);
+	FOLIO_BUILD(self, via_fork ? 15 : 13);
+	if (!via_fork)
+		MAKE_LAZYFREE(self);
 	fd = open("/proc/self/clear_refs", O_WRONLY);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(1, write(fd, "4", 1));
@@ -603,13 +641,23 @@ TEST_F(lazyfree, abandoned_soft_dirty)
 			TH_LOG("page %zu soft-dirty after clear_refs", i);
 	}
 	/* reads leave PTEs clean: only the written pages may be soft-dirty */
-	self->f.addr[0] ^= 0x5a;
-	self->f.addr[self->size - 1] ^= 0x5a;
-	ASSERT_EQ(0, hold_ref(self->f.addr + pagesize, p));
+	self->f.addr[w1 * pagesize] ^= 0x5a;
+	self->f.addr[w2 * pagesize] ^= 0x5a;
+	if (via_fork) {
+		pid_t pid = fork();
+		int status;
+
+		ASSERT_LE(0, pid);
+		if (pid == 0)
+			_exit(0);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		MAKE_LAZYFREE(self);
+	}
+	ASSERT_EQ(0, hold_ref(self->f.addr + pagesize, p));	/* never written */
 	lru_rounds(&self->lru, 3);
 	ASSERT_EQ(0, pagemap_read(self->f.addr, self->nr, e));
 	for (size_t i = 0; i < self->nr; i++) {
-		bool want = i == 0 || i == self->nr - 1;
+		bool want = i == w1 || i == w2;
 
 		if (!e[i].present)
 			continue;	/* discarded clean: no bit to keep */
@@ -625,6 +673,28 @@ TEST_F(lazyfree, abandoned_soft_dirty)
 	}
 	drop_ref(p);
 	free(e);
+}
+
+/*
+ * Written pages writable and soft-dirty, the others write-protected and
+ * clean. Guards against the restore dropping the merged bits or setting
+ * them all.
+ */
+TEST_F(lazyfree, abandoned_soft_dirty)
+{
+	soft_dirty_check(_metadata, self, false);
+}
+
+/*
+ * Every PTE write-protected by a fork, soft-dirty on the written pages
+ * only, the first page clean: one write bit, two soft-dirty bits. Guards
+ * against a batch that ignores the soft-dirty bit (FPB_RESPECT_SOFT_DIRTY
+ * dropped from folio_unmap_pte_batch): the restore would give every PTE
+ * the first one's bit, and the written pages would lose theirs.
+ */
+TEST_F(lazyfree, abandoned_soft_dirty_fork)
+{
+	soft_dirty_check(_metadata, self, true);
 }
 
 /*
